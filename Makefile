@@ -1,0 +1,28 @@
+# Set-up and the two entry points the README promises.
+#   make train   train the seed preset on the shared CIFAR-10 copy (creates .venv if missing)
+#   make test    run the test suite (creates .venv if missing)
+PYTHON ?= python3
+VENV   ?= .venv
+DATA   ?= ../shared/data/cifar10-jpeg.tar.gz
+BIN     = $(VENV)/bin
+
+.PHONY: install train test clean
+
+install: $(VENV)/.installed
+
+# torch is pinned to the CPU build that lies on this workplace's disk; pip takes
+# it from there instead of downloading a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[export,dev]'
+	touch $@
+
+train: install
+	$(BIN)/cifarlab train --preset seed --data $(DATA)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,7 @@
+"""``python -m cifarlab`` runs the command line."""
+
+import sys
+
+from cifarlab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,56 @@
+"""The ``cifarlab`` command: one sub-command per module in this package.
+
+Each module defines ``add_parser(subparsers)``, which registers its sub-command
+and sets ``func`` to a callable taking the parsed arguments and returning an
+exit code. Modules import heavy dependencies inside ``func`` so that
+``cifarlab --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from cifarlab.errors import CifarlabError
+
+# The order in which sub-commands are listed in --help: the workflow's order.
+_ORDER = ["data", "train", "evaluate", "predict", "inspect", "export", "sweep", "runs"]
+
+
+def _command_modules() -> list[str]:
+    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    return sorted(found, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every sub-command."""
+    from cifarlab import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="cifarlab",
+        description="Design, verify, train, evaluate and compare CNNs on CIFAR-10.",
+    )
+    parser.add_argument("--version", action="version", version=f"cifarlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _command_modules():
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``cifarlab`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CifarlabError as exc:
+        if args.debug:
+            raise
+        print(f"cifarlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cifarlab {args.command}: interrupted", file=sys.stderr)
+        return 130

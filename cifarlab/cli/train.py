@@ -1,0 +1,54 @@
+"""``cifarlab train``: train a preset or config, or resume a killed run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``train`` sub-command."""
+    p = sub.add_parser("train", help="train a network (a preset, a config file, overrides)",
+                       description="Train a network. Config layers compose in order: --preset (default: the "
+                                   "config file's 'preset:' key, else seed), --config FILE, --set KEY=VALUE, "
+                                   "then the shortcut options.")
+    p.add_argument("--preset", help="shipped preset to start from (see `cifarlab train --list-presets`)")
+    p.add_argument("--config", metavar="FILE", help="YAML config file composed on top of the preset")
+    p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+                   help="override one config key, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--data", metavar="PATH",
+                   help="CIFAR-10 python archive/folder, or ImageFolder tree/archive (default: download to cache)")
+    p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
+    p.add_argument("--max-train-images", type=int, metavar="N", help="shortcut for --set data.max_train_images=N")
+    p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shortcut for --set train.device=...")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/<preset>-<time>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines still print)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--list-presets", action="store_true", help="list the shipped presets and exit")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compose the config and train."""
+    from cifarlab import config as config_mod
+    from cifarlab.errors import ConfigError
+    from cifarlab.training.trainer import train
+
+    if args.list_presets:
+        print("\n".join(config_mod.list_presets()))
+        return 0
+    shortcuts = {"data.path": args.data, "train.epochs": args.epochs, "data.max_train_images": args.max_train_images,
+                 "train.seed": args.seed, "train.device": args.device}
+    overrides = list(args.overrides) + [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
+    if args.resume:
+        if args.preset or args.config or overrides:
+            raise ConfigError("--resume continues a run with its recorded config; drop the other config options")
+        train(resume=args.resume, progress=not args.no_progress)
+        return 0
+    cfg = config_mod.compose(args.preset, args.config, overrides)
+    if args.print_config:
+        print(cfg.to_yaml(), end="")
+        return 0
+    train(cfg, out_dir=args.out, progress=not args.no_progress)
+    return 0

@@ -1,0 +1,365 @@
+"""Typed run configuration: presets, config files and ``--set`` overrides, validated.
+
+A run is described by one :class:`Config` tree of dataclasses. It is built by
+composing, in order: a preset shipped in ``cifarlab/presets/*.yaml``, the user's
+YAML file, then ``key.path=value`` overrides. Every key is checked against the
+dataclass fields and every value against the field's type, so a typo or a wrong
+type is an error that names the key, not a silent default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cifarlab.errors import ConfigError
+
+
+@dataclass
+class AugmentConfig:
+    """Batch-wise augmentations applied on the training device."""
+
+    crop_padding: int = 0  # random crop after padding by this many pixels (reflect); 0 = off
+    flip: bool = False  # random horizontal flip
+    cutout: int = 0  # side of a random square set to zero; 0 = off
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are split and normalised."""
+
+    path: str | None = None  # official archive/folder, ImageFolder tree/archive, or None = download
+    val_size: int = 5000  # class-stratified validation images held out of the training set
+    max_train_images: int | None = None  # class-stratified subsample of the training split
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    """A registered model by name (with factory arguments), or an inline layer list."""
+
+    name: str = "seed"
+    args: dict[str, Any] = field(default_factory=dict)
+    layers: list[Any] | None = None  # declarative definition; overrides ``name`` when set
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and its hyperparameters."""
+
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam/adamw only
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, evaluated per step as a multiplier of ``optim.lr``."""
+
+    name: str = "constant"  # constant | step | cosine | onecycle
+    warmup_epochs: float = 0.0  # linear warm-up from 0 (constant, step, cosine)
+    step_epochs: int = 10  # step: multiply by gamma every this many epochs
+    gamma: float = 0.1
+    peak: float = 0.25  # onecycle: fraction of training at which the peak is reached
+    final: float = 0.0  # cosine/onecycle: multiplier reached at the last step
+
+
+@dataclass
+class TrainConfig:
+    """The training loop."""
+
+    epochs: int = 20
+    batch_size: int = 60
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    ema: float = 0.0  # decay of an exponential moving average of weights; 0 = off
+    tta_flip: bool = False  # evaluate on the mean of the image and its mirror
+    test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
+    eval_batch_size: int = 1000
+    log_every: int = 100  # the seed's "running loss every 100 mini-batches"
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA or CPU)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the model (CUDA)
+    seed: int = 0
+
+
+@dataclass
+class Config:
+    """Everything that defines a run; written to ``config.yaml`` in its run directory."""
+
+    preset: str = "seed"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON-serialisable)."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML, keys in declaration order."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+_CHOICES = {
+    "optim.name": ("adam", "adamw", "sgd"),
+    "schedule.name": ("constant", "step", "cosine", "onecycle"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "train.precision": ("fp32", "bf16"),
+}
+_POSITIVE = ("optim.lr", "train.epochs", "train.batch_size", "train.eval_batch_size", "train.log_every",
+             "schedule.step_epochs")
+_NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "schedule.warmup_epochs", "schedule.gamma",
+                 "schedule.final", "train.grad_clip", "train.ema", "data.val_size",
+                 "data.augment.crop_padding", "data.augment.cutout")
+_FRACTIONS = ("train.label_smoothing", "train.ema", "schedule.peak", "optim.momentum")
+
+
+# ---------------------------------------------------------------- presets
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped with the package."""
+    root = resources.files("cifarlab") / "presets"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The raw mapping of the shipped preset ``name``."""
+    path = resources.files("cifarlab") / "presets" / f"{name}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name, list_presets(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint}; known presets: {', '.join(list_presets())}")
+    return _parse_yaml(path.read_text(), f"preset {name}")
+
+
+def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{where}:{at} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a user's YAML config file into a raw mapping (not yet validated)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    return _parse_yaml(text, str(path))
+
+
+# ---------------------------------------------------------------- composition
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``base`` with ``update`` merged in; nested mappings merge, other values replace."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "args":
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``"optim.lr=1e-3"`` into ``("optim.lr", 0.001)``; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. optim.lr=1e-3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def set_dotted(mapping: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``mapping["a"]["b"] = value`` for ``key="a.b"``, creating levels as needed."""
+    parts = key.split(".")
+    node = mapping
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def compose(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: typing.Iterable[str] | dict[str, Any] = (),
+) -> Config:
+    """Build a validated :class:`Config` from a preset, a YAML file and overrides.
+
+    The preset is ``preset`` if given, else the file's own ``preset:`` key, else ``seed``.
+    ``overrides`` are ``"key.path=value"`` strings or a ``{"key.path": value}`` mapping.
+    """
+    file_dict = read_config_file(config_file) if config_file is not None else {}
+    name = preset or file_dict.get("preset") or "seed"
+    if not isinstance(name, str):
+        raise ConfigError(f"{config_file}: key 'preset' must be a preset name, got {name!r}")
+    raw = deep_merge(preset_dict(name), file_dict)
+    raw["preset"] = name
+    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    for key, value in items:
+        set_dotted(raw, key, value)
+    where = str(config_file) if config_file is not None else f"preset {name}"
+    return from_dict(raw, where=where)
+
+
+def from_dict(raw: dict[str, Any], where: str = "config") -> Config:
+    """Validate a raw nested mapping into a :class:`Config`; errors name ``where`` and the key."""
+    cfg = _build(Config, raw, where, prefix="")
+    validate(cfg, where)
+    return cfg
+
+
+def load(source: Config | dict[str, Any] | str | Path | None = None, **overrides: Any) -> Config:
+    """Accept what a notebook user has at hand: a Config, a dict, a preset name or a YAML path.
+
+    Keyword overrides use ``__`` for dots: ``load("seed", train__epochs=1)``.
+    """
+    dotted = {k.replace("__", "."): v for k, v in overrides.items()}
+    if isinstance(source, Config):
+        raw = source.to_dict()
+        for key, value in dotted.items():
+            set_dotted(raw, key, value)
+        return from_dict(raw)
+    if isinstance(source, dict):
+        base = preset_dict(source.get("preset", "seed"))
+        raw = deep_merge(base, source)
+        for key, value in dotted.items():
+            set_dotted(raw, key, value)
+        return from_dict(raw)
+    if source is None:
+        return compose("seed", overrides=dotted)
+    if isinstance(source, Path) or str(source).endswith((".yaml", ".yml")):
+        return compose(config_file=source, overrides=dotted)
+    return compose(str(source), overrides=dotted)
+
+
+# ---------------------------------------------------------------- type checking
+
+
+def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: key '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
+        kwargs[key] = _coerce(hints[key], value, where, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, prefix=f"{key}.")
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, where, key)
+    if tp is Any:
+        return value
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: key '{key}' must be a list, got {value!r}")
+        return [_coerce(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: key '{key}' must be a mapping, got {value!r}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: key '{key}' must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{where}: key '{key}' must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: key '{key}' must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: key '{key}' must be a string, got {value!r}")
+    raise TypeError(f"unsupported config type {tp!r} for {key}")
+
+
+def _get(cfg: Config, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    """Range and choice checks that types alone cannot express."""
+    for key, choices in _CHOICES.items():
+        if _get(cfg, key) not in choices:
+            raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(choices)}, got {_get(cfg, key)!r}")
+    for key in _POSITIVE:
+        if not _get(cfg, key) > 0:
+            raise ConfigError(f"{where}: key '{key}' must be positive, got {_get(cfg, key)!r}")
+    for key in _NON_NEGATIVE:
+        if _get(cfg, key) < 0:
+            raise ConfigError(f"{where}: key '{key}' must not be negative, got {_get(cfg, key)!r}")
+    for key in _FRACTIONS:
+        if not 0 <= _get(cfg, key) < 1:
+            raise ConfigError(f"{where}: key '{key}' must be in [0, 1), got {_get(cfg, key)!r}")
+    mtr = cfg.data.max_train_images
+    if mtr is not None and mtr < 10:
+        raise ConfigError(f"{where}: key 'data.max_train_images' must be at least 10, got {mtr}")
+    for key in ("data.mean", "data.std", "optim.betas"):
+        expected = 2 if key == "optim.betas" else 3
+        if len(_get(cfg, key)) != expected:
+            raise ConfigError(f"{where}: key '{key}' must have {expected} numbers, got {_get(cfg, key)!r}")
+    if any(s <= 0 for s in cfg.data.std):
+        raise ConfigError(f"{where}: key 'data.std' must be positive, got {cfg.data.std!r}")

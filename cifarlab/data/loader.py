@@ -1,0 +1,94 @@
+"""The device-resident data path: the whole split lives on the device as uint8.
+
+Each epoch draws one permutation; each batch is gathered by index, scaled to
+0..1, normalised and augmented on the device. This replaces a DataLoader with
+worker processes and per-image transforms, which on a 2-core CPU costs more
+than the network itself, and on a GPU would leave it waiting.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from cifarlab.config import AugmentConfig
+from cifarlab.data.augment import cutout, random_crop, random_flip
+
+
+def to_device_images(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """``(N, H, W, C)`` uint8 array -> contiguous ``(N, C, H, W)`` uint8 tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
+
+
+def normalize(batch_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 ``(B, C, H, W)`` -> float32 scaled to 0..1, then ``(x - mean) / std`` per channel."""
+    mean_t = torch.tensor(mean, device=batch_uint8.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=batch_uint8.device).view(1, -1, 1, 1)
+    return batch_uint8.float().div_(255.0).sub_(mean_t).div_(std_t)
+
+
+class DeviceLoader:
+    """Iterate ``(inputs, labels)`` batches of a device-resident split.
+
+    ``augment=None`` (or all-off) gives the plain normalised images, as for
+    evaluation. ``shuffle`` draws a fresh permutation from ``generator`` each epoch;
+    ``drop_last`` drops the incomplete final batch.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: AugmentConfig | None = None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+        channels_last: bool = False,
+    ):
+        if images.shape[0] != labels.shape[0]:
+            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+        self.images, self.labels = images, labels
+        self.batch_size = batch_size
+        self.mean, self.std = list(mean), list(std)
+        self.augment = augment
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.generator = generator or torch.Generator(device=images.device)
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        n = self.images.shape[0]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def num_images(self) -> int:
+        """Images yielded per epoch (fewer than the split when ``drop_last`` trims)."""
+        return len(self) * self.batch_size if self.drop_last else self.images.shape[0]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.images.shape[0]
+        device = self.images.device
+        if self.shuffle:
+            order = torch.randperm(n, device=device, generator=self.generator)
+        else:
+            order = torch.arange(n, device=device)
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self._transform(normalize(self.images[idx], self.mean, self.std))
+            yield x, self.labels[idx]
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        aug = self.augment
+        if aug is not None:
+            x = random_crop(x, aug.crop_padding, self.generator)
+            if aug.flip:
+                x = random_flip(x, self.generator)
+            x = cutout(x, aug.cutout, self.generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x

@@ -1,0 +1,95 @@
+"""Accuracy, per-class accuracy and the confusion matrix of a model on a split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from cifarlab.data.loader import DeviceLoader
+
+
+@dataclass
+class EvalReport:
+    """What a model got right on one split: overall, per class and as a confusion matrix."""
+
+    split: str
+    accuracy: float
+    loss: float
+    num_images: int
+    classes: list[str]
+    per_class: list[float]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        return {
+            "split": self.split,
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "num_images": self.num_images,
+            "per_class": dict(zip(self.classes, self.per_class)),
+            "classes": self.classes,
+            "confusion": self.confusion,
+        }
+
+    def format_table(self) -> str:
+        """Per-class accuracy and the confusion matrix as aligned text."""
+        width = max(len(c) for c in self.classes)
+        lines = [f"{self.split} accuracy: {self.accuracy:.2%} on {self.num_images} images (loss {self.loss:.4f})",
+                 "", f"{'class':<{width}}  accuracy"]
+        lines += [f"{c:<{width}}  {a:7.2%}" for c, a in zip(self.classes, self.per_class)]
+        short = [c[:5] for c in self.classes]
+        lines += ["", "confusion matrix (rows: true class, columns: predicted)",
+                  " " * (width + 1) + "".join(f"{s:>6}" for s in short)]
+        lines += [f"{c:<{width}} " + "".join(f"{n:6d}" for n in row) for c, row in zip(self.classes, self.confusion)]
+        return "\n".join(lines)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: DeviceLoader, *, tta_flip: bool = False,
+                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Float32 logits for every image of an unshuffled loader, in order.
+
+    With ``tta_flip`` the logits are the mean over each image and its mirror image.
+    """
+    was_training = model.training
+    model.eval()
+    outputs = []
+    device_type = loader.images.device.type
+    for x, _ in loader:
+        with torch.autocast(device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            logits = model(x).float()
+            if tta_flip:
+                logits = 0.5 * (logits + model(x.flip(3)).float())
+        outputs.append(logits)
+    model.train(was_training)
+    return torch.cat(outputs)
+
+
+def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], split: str) -> EvalReport:
+    """Build an :class:`EvalReport` from logits and true labels."""
+    labels = labels.to(logits.device)
+    pred = logits.argmax(1)
+    k = len(classes)
+    confusion = torch.bincount(labels * k + pred, minlength=k * k).view(k, k).cpu()
+    per_class_total = confusion.sum(1).clamp(min=1)
+    return EvalReport(
+        split=split,
+        accuracy=float((pred == labels).float().mean()) if len(labels) else float("nan"),
+        loss=float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
+        num_images=int(len(labels)),
+        classes=list(classes),
+        per_class=(confusion.diag() / per_class_total).tolist(),
+        confusion=confusion.tolist(),
+    )
+
+
+def evaluate_loader(model: nn.Module, loader: DeviceLoader, classes: Sequence[str], split: str, *,
+                    tta_flip: bool = False, autocast_dtype: torch.dtype | None = None) -> EvalReport:
+    """Evaluate ``model`` on every image of ``loader``."""
+    logits = predict_logits(model, loader, tta_flip=tta_flip, autocast_dtype=autocast_dtype)
+    return report_from_logits(logits, loader.labels, classes, split)

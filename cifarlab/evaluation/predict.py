@@ -1,0 +1,45 @@
+"""Classify image files with a trained model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from cifarlab.data.loader import normalize
+from cifarlab.errors import ConfigError
+from cifarlab.training.checkpoint import load_trained
+
+
+@dataclass
+class Prediction:
+    """The ``k`` most probable classes of one image, most probable first."""
+
+    file: str
+    top: list[tuple[str, float]]
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return {"file": self.file, "top": [{"class": c, "probability": p} for c, p in self.top]}
+
+
+@torch.no_grad()
+def predict(path: str | Path, images: Sequence[str | Path], *, top_k: int = 3,
+            device: str = "cpu") -> list[Prediction]:
+    """Top-``top_k`` classes and probabilities for each image file (any size/mode; resized to 32x32 RGB)."""
+    from cifarlab.data import decode_image
+
+    trained = load_trained(path, device)
+    if not 1 <= top_k <= len(trained.classes):
+        raise ConfigError(f"--top-k must be between 1 and {len(trained.classes)}, got {top_k}")
+    batch = np.stack([decode_image(p) for p in images])  # every file decoded before any is classified
+    x = normalize(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2), trained.mean, trained.std)
+    logits = trained.model(x)
+    if trained.config.train.tta_flip:
+        logits = 0.5 * (logits + trained.model(x.flip(3)))
+    probs, idx = logits.softmax(1).topk(top_k, dim=1)
+    return [Prediction(str(f), [(trained.classes[i], float(p)) for p, i in zip(pr.tolist(), ix.tolist())])
+            for f, pr, ix in zip(images, probs, idx)]

@@ -1,0 +1,97 @@
+"""The run directory's pictures: loss per step, accuracy per epoch, confusion matrix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cifarlab.fileio import atomic_path  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def smooth(values: Sequence[float], weight: float = 0.98) -> np.ndarray:
+    """Debiased exponential moving average, the smoothing TensorBoard draws."""
+    out, avg = np.empty(len(values)), 0.0
+    for i, v in enumerate(values):
+        avg = weight * avg + (1 - weight) * v
+        out[i] = avg / (1 - weight ** (i + 1))
+    return out
+
+
+def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "Training loss") -> None:
+    """Loss per optimizer step, raw and smoothed, with epoch boundaries marked."""
+    steps = [r for r in records if r.get("type") == "step"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if steps:
+        x = [r["step"] for r in steps]
+        y = [r["loss"] for r in steps]
+        ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8, label="per step")
+        ax.plot(x, smooth(y, 0.98 if len(y) > 200 else 0.8), color="tab:blue", linewidth=2, label="smoothed")
+        ends = [r["step"] for i, r in enumerate(steps[:-1]) if steps[i + 1]["epoch"] != r["epoch"]]
+        for end in ends:
+            ax.axvline(end, color="grey", linewidth=0.5, linestyle=":")
+        ax.legend()
+    ax.set_xlabel("optimizer step (dotted lines: epoch ends)")
+    ax.set_ylabel("cross-entropy loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_accuracy(records: list[dict[str, Any]], path: Path, test_acc: float | None = None) -> None:
+    """Training and validation accuracy per epoch (and the final test accuracy)."""
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    x = [r["epoch"] for r in epochs]
+    ax.plot(x, [100 * r["train_acc"] for r in epochs], marker="o", label="train (augmented batches)")
+    if any(r.get("val_acc") is not None for r in epochs):
+        ax.plot(x, [100 * r["val_acc"] if r.get("val_acc") is not None else np.nan for r in epochs],
+                marker="o", label="validation")
+    if test_acc is not None and x:
+        ax.scatter([x[-1]], [100 * test_acc], marker="*", s=160, color="tab:red", zorder=3,
+                   label=f"test (final): {test_acc:.2%}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Accuracy per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    _save(fig, path)
+
+
+def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
+                   title: str = "Confusion matrix (test set)") -> None:
+    """Heatmap of counts, rows true class, columns predicted, each row shaded by its share."""
+    matrix = np.asarray(confusion)
+    share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                    color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="share of the true class")
+    _save(fig, path)
+
+
+def write_run_plots(run_dir: Path, records: list[dict[str, Any]], test_report) -> None:
+    """Write ``plots/loss.png``, ``plots/accuracy.png`` and ``plots/confusion.png``."""
+    plots = Path(run_dir) / "plots"
+    plot_loss(records, plots / "loss.png")
+    plot_accuracy(records, plots / "accuracy.png", test_acc=test_report.accuracy)
+    plot_confusion(test_report.confusion, test_report.classes, plots / "confusion.png")

@@ -1,0 +1,58 @@
+"""Where a run's data lives: the device, and the train/validation/test splits on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cifarlab.config import Config
+from cifarlab.data.loader import to_device_images
+from cifarlab.errors import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("key 'train.device' is 'cuda' but no CUDA device is available (use auto or cpu)")
+    return torch.device(name)
+
+
+@dataclass
+class Splits:
+    """Train, validation and test images (uint8, NCHW) and labels on the training device."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    val: tuple[torch.Tensor, torch.Tensor] | None
+    test: tuple[torch.Tensor, torch.Tensor]
+    classes: list[str]
+    source: str
+
+
+def prepare_splits(cfg: Config, data, device: torch.device) -> Splits:
+    """Split ``data`` into train/validation (stratified, fixed) and subsample; move to ``device``.
+
+    The split does not depend on ``train.seed``: runs with different seeds are
+    compared on the same validation images.
+    """
+    from cifarlab.data import split_train_val, stratified_subset
+
+    labels = data.train_labels
+    train_idx, val_idx = split_train_val(labels, cfg.data.val_size, seed=0)
+    if cfg.data.max_train_images is not None and cfg.data.max_train_images < len(train_idx):
+        train_idx = stratified_subset(train_idx, labels, cfg.data.max_train_images, seed=0)
+
+    def put(images: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_device_images(images, device), torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+
+    val = put(data.train_images[val_idx], labels[val_idx]) if len(val_idx) else None
+    return Splits(
+        train=put(data.train_images[train_idx], labels[train_idx]),
+        val=val,
+        test=put(data.test_images, data.test_labels),
+        classes=list(data.classes),
+        source=data.source,
+    )

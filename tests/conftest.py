@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated cache folder and small synthetic datasets."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests import the `synthetic` helpers module
+
+import synthetic  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own cache folder: no test sees another's cached arrays."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("CIFARLAB_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_imagefolder(tmp_path_factory) -> Path:
+    """A PNG ImageFolder tree: 30 train and 10 test images per class."""
+    return synthetic.make_imagefolder(tmp_path_factory.mktemp("imagefolder"), 30, 10)
+
+
+@pytest.fixture(scope="session")
+def shared_cifar() -> Path:
+    """The shared JPEG copy of CIFAR-10, or a skip when this machine does not have it."""
+    if not SHARED_CIFAR.is_file():
+        pytest.skip(f"{SHARED_CIFAR} not present: real-data tests need the shared CIFAR-10 JPEG copy")
+    return SHARED_CIFAR

@@ -1,0 +1,205 @@
+"""Training end to end: artifacts, resume, divergence, evaluation and prediction agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import synthetic
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+import cifarlab
+import cifarlab.training.trainer
+from cifarlab.cli import main
+from cifarlab.errors import ConfigError, ModelError
+from cifarlab.training.trainer import TrainingDiverged
+
+REPO = Path(__file__).resolve().parent.parent
+SMALL = ["--set", "data.val_size=50", "--set", "train.batch_size=50", "--no-progress"]
+
+
+def _weights_equal(a: Path, b: Path) -> bool:
+    wa, wb = load_file(str(a)), load_file(str(b))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolder, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "seed", "--data", str(tiny_imagefolder), "--epochs", "1",
+                 "--max-train-images", "200", "--out", str(out), "--set", "train.log_every=2", *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch" in printed and "test accuracy" in printed
+    for name in ("config.yaml", "env.json", "metrics.jsonl", "summary.json", "weights.safetensors",
+                 "checkpoint.safetensors", "plots/loss.png", "plots/accuracy.png", "plots/confusion.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 1
+    assert summary["params"] == 2_753_546 and summary["train_images"] == 200
+    env = json.loads((out / "env.json").read_text())
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["optim"]["lr"] == 5e-4 and config["train"]["epochs"] == 1
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["type"] == "step"]
+    assert len(steps) == 4 and all(np.isfinite(r["loss"]) for r in steps)  # 200 images / batch 50
+    assert [r["batch"] for r in records if r["type"] == "running_loss"] == [2, 4]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1]
+
+    assert main(["evaluate", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-9)
+    assert report["num_images"] == 100 and len(report["confusion"]) == 10
+    assert sum(map(sum, report["confusion"])) == 100
+    assert main(["evaluate", str(out / "weights.safetensors"), "--split", "val"]) == 0
+    assert "val accuracy" in capsys.readouterr().out
+
+
+def test_fast_preset_learns_separable_data(tiny_imagefolder, tmp_path):
+    result = cifarlab.train("fast-cpu", out_dir=tmp_path / "fast", data=cifarlab.load_dataset(tiny_imagefolder),
+                            progress=False, verbose=False, train__epochs=2, train__batch_size=50,
+                            data__val_size=50)
+    assert result.summary["test_acc"] > 0.5  # chance is 0.1
+
+
+@pytest.mark.parametrize("preset", ["seed", "fast-cpu"])
+def test_resume_after_interrupt_gives_the_same_final_weights(tiny_imagefolder, tmp_path, preset):
+    data = cifarlab.load_dataset(tiny_imagefolder)
+    kw = dict(data=data, progress=False, verbose=False, train__epochs=3, train__batch_size=50,
+              data__val_size=50, data__max_train_images=150)
+    cifarlab.train(preset, out_dir=tmp_path / "straight", **kw)
+
+    def stop_after_first_epoch(metrics):
+        if metrics["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cifarlab.train(preset, out_dir=tmp_path / "killed", callbacks=[stop_after_first_epoch], **kw)
+    assert json.loads((tmp_path / "killed" / "summary.json").read_text())["status"] == "interrupted"
+    resumed = cifarlab.train(resume=tmp_path / "killed", data=data, progress=False, verbose=False)
+    assert resumed.summary["status"] == "completed" and resumed.summary["epochs_completed"] == 3
+    assert _weights_equal(tmp_path / "straight" / "weights.safetensors", tmp_path / "killed" / "weights.safetensors")
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
+              if '"type": "epoch"' in x]
+    assert epochs == [1, 2, 3]
+
+
+def test_sigkill_then_resume_from_the_cli(tiny_imagefolder, tmp_path):
+    args = ["--preset", "seed", "--data", str(tiny_imagefolder), "--epochs", "3", "--max-train-images", "150",
+            *SMALL]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run([sys.executable, "-m", "cifarlab", "train", *args, "--out", str(tmp_path / "straight")],
+                   check=True, env=env, capture_output=True)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "cifarlab", "train", *args, "--out", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.safetensors").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    summary = json.loads((killed / "summary.json").read_text())
+    assert summary["status"] == "running" and summary["epochs_completed"] < 3  # died mid-run
+    assert main(["train", "--resume", str(killed), "--no-progress"]) == 0
+    assert _weights_equal(tmp_path / "straight" / "weights.safetensors", killed / "weights.safetensors")
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_imagefolder, tmp_path, monkeypatch):
+    data = cifarlab.load_dataset(tiny_imagefolder)
+    built = []
+    real_build = cifarlab.training.trainer.build_model
+    monkeypatch.setattr("cifarlab.training.trainer.build_model", lambda cfg: built.append(real_build(cfg))
+                        or built[-1])
+    saved = {}
+
+    def poison_after_first_epoch(metrics):
+        # Non-finite weights make the next loss NaN, as a runaway learning rate would.
+        saved["epoch1"] = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))
+        with torch.no_grad():
+            for p in built[0].parameters():
+                p.fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, batch \d+; the last good "
+                                               r"checkpoint \(epoch 1\) is kept"):
+        cifarlab.train("seed", out_dir=tmp_path / "run", data=data, callbacks=[poison_after_first_epoch],
+                       progress=False, verbose=False, train__epochs=3, train__batch_size=50, data__val_size=50)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
+    kept = load_file(str(tmp_path / "run" / "checkpoint.safetensors"))
+    assert all(torch.equal(kept[k], saved["epoch1"][k]) for k in kept)
+
+
+def test_runaway_learning_rate_diverges_from_the_cli(tiny_imagefolder, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_imagefolder), "--out", str(tmp_path / "r"), "--set", "optim.name=sgd",
+                 "--set", "optim.lr=1e12", "--set", "model.args={batchnorm: false}", "--epochs", "2", *SMALL]) == 2
+    err = capsys.readouterr().err
+    assert "loss became" in err and "Try a lower optim.lr" in err and err.strip().count("\n") == 0
+
+
+def test_predict_any_image_file(tiny_imagefolder, tmp_path, capsys):
+    run = cifarlab.train("fast-cpu", out_dir=tmp_path / "run", data=cifarlab.load_dataset(tiny_imagefolder),
+                         progress=False, verbose=False, train__epochs=2, train__batch_size=50, data__val_size=50)
+    images, labels = synthetic.make_arrays(1, seed=7)
+    big = tmp_path / "ship.webp"
+    Image.fromarray(images[8]).resize((120, 90)).save(big)
+    grey = tmp_path / "grey.bmp"
+    Image.fromarray(images[3]).convert("L").save(grey)
+    assert main(["predict", str(run.run_dir), str(big), str(grey), "--top-k", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [len(p["top"]) for p in out] == [2, 2]
+    assert out[0]["top"][0]["class"] == "ship"
+    assert out[0]["top"][0]["probability"] >= out[0]["top"][1]["probability"]
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
+    assert main(["predict", str(run.run_dir), str(tmp_path / "broken.png")]) == 2
+    assert "broken.png: cannot decode image" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--set", "optim.lr=-1"], "key 'optim.lr' must be positive"),
+    (["train", "--set", "optim.lrr=1"], "unknown key 'optim.lrr'"),
+    (["train", "--set", "model.name=resnet19", "--data", "MISSING"], "MISSING: no such dataset file or folder"),
+    (["train", "--preset", "nope"], "unknown preset 'nope'"),
+    (["evaluate", "no/such/run"], "no/such/run: no such run directory or weights file"),
+    (["train", "--resume", "no/such/run"], "cannot resume"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0 and "Traceback" not in err
+
+
+def test_unknown_model_is_named(tiny_imagefolder, tmp_path, capsys):
+    assert main(["train", "--data", str(tiny_imagefolder), "--set", "model.name=resnet19", "--out",
+                 str(tmp_path / "r"), *SMALL]) == 2
+    assert "unknown model 'resnet19'" in capsys.readouterr().err
+
+
+def test_corrupt_weights_file_is_a_model_error(tmp_path):
+    bad = tmp_path / "weights.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="not a readable safetensors file"):
+        cifarlab.evaluate(bad)
+
+
+def test_debug_flag_shows_the_traceback():
+    with pytest.raises(ConfigError):
+        main(["--debug", "train", "--set", "optim.lr=-1"])
+
+
+@pytest.mark.slow
+def test_seed_one_epoch_on_2000_real_images_beats_chance(shared_cifar, tmp_path, capsys):
+    assert main(["train", "--preset", "seed", "--data", str(shared_cifar), "--epochs", "1",
+                 "--max-train-images", "2000", "--out", str(tmp_path / "real"), "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "real" / "summary.json").read_text())
+    assert summary["test_acc"] > 0.18, summary  # chance is 0.10; BN statistics settle after 34 steps
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "real"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-9)
