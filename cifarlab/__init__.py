@@ -28,6 +28,7 @@ _API = {
     "build_model": "cifarlab.models",
     "list_models": "cifarlab.models",
     "load_dataset": "cifarlab.data",
+    "sweep": "cifarlab.sweeps",
 }
 _RENAMED = {"load_config": "load"}
 

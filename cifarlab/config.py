@@ -148,10 +148,10 @@ def preset_dict(name: str) -> dict[str, Any]:
         close = difflib.get_close_matches(name, list_presets(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"unknown preset {name!r}{hint}; known presets: {', '.join(list_presets())}")
-    return _parse_yaml(path.read_text(), f"preset {name}")
+    return parse_yaml(path.read_text(), f"preset {name}")
 
 
-def _parse_yaml(text: str, where: str) -> dict[str, Any]:
+def parse_yaml(text: str, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -172,7 +172,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    return _parse_yaml(text, str(path))
+    return parse_yaml(text, str(path))
 
 
 # ---------------------------------------------------------------- composition

@@ -14,7 +14,8 @@ import numpy as np  # noqa: E402
 from cifarlab.fileio import atomic_path  # noqa: E402
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a figure as PNG atomically and free it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -46,7 +47,7 @@ def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "Training 
     ax.set_ylabel("cross-entropy loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_accuracy(records: list[dict[str, Any]], path: Path, test_acc: float | None = None) -> None:
@@ -66,7 +67,7 @@ def plot_accuracy(records: list[dict[str, Any]], path: Path, test_acc: float | N
     ax.set_title("Accuracy per epoch")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
@@ -86,7 +87,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     ax.set_ylabel("true class")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, label="share of the true class")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def write_run_plots(run_dir: Path, records: list[dict[str, Any]], test_report) -> None:
