@@ -109,7 +109,8 @@ def main() -> None:
 
     runs = [run_seed(args.preset, data, args.target, seed, overrides) for seed in range(args.seeds)]
     seed_ips = seed_recipe_images_per_s(data, baseline_images)
-    n_train = len(data.train_labels) - cifarlab.load_config(args.preset).data.val_size
+    cfg = cifarlab.load_config(args.preset, **overrides)
+    n_train = min(len(data.train_labels) - cfg.data.val_size, cfg.data.max_train_images or len(data.train_labels))
     seed_projected = 20 * n_train / seed_ips
 
     print(f"machine: {machine()}")

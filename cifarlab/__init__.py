@@ -29,8 +29,10 @@ _API = {
     "list_models": "cifarlab.models",
     "load_dataset": "cifarlab.data",
     "sweep": "cifarlab.sweeps",
+    "inspect": "cifarlab.inspection",
+    "export": "cifarlab.export",
 }
-_RENAMED = {"load_config": "load"}
+_RENAMED = {"load_config": "load", "inspect": "inspect_model", "export": "export_model"}
 
 __all__ = sorted(_API)
 

@@ -33,5 +33,5 @@ def tiny_imagefolder(tmp_path_factory) -> Path:
 def shared_cifar() -> Path:
     """The shared JPEG copy of CIFAR-10, or a skip when this machine does not have it."""
     if not SHARED_CIFAR.is_file():
-        pytest.skip(f"{SHARED_CIFAR} not present: real-data tests need the shared CIFAR-10 JPEG copy")
+        pytest.skip("../shared/data/cifar10-jpeg.tar.gz not present: real-data test needs the shared JPEG copy")
     return SHARED_CIFAR

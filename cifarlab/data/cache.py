@@ -1,23 +1,32 @@
-"""The decoded-array cache, keyed by the content of the source.
+"""The decoded-array cache, keyed by a fingerprint of the source's content.
 
-An archive's key is the SHA-256 of its bytes; to spare re-hashing 100 MB on
-every run, the hash is remembered per (path, size, mtime) in a small index. A
-folder's key hashes its files' relative paths, sizes and modification times:
-reading every image to hash it would cost what the cache saves.
+An archive's fingerprint derives from the SHA-256 of its bytes. Hashing the
+shared 19 MB archive costs a tenth of a second, so the hash is remembered per
+(path, size, mtime) in ``fingerprints.json`` and a second run does not re-read
+the file. A folder's fingerprint hashes the relative paths, sizes and
+modification times of every file under it: hashing 60,000 image files would
+cost as much as decoding them, and any edit, copy or touch of a file changes
+its size or mtime, so a stale cache is not used. Both include
+:data:`FORMAT_VERSION`, so a change in how arrays are decoded or stored makes
+new cache files instead of reusing old ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from cifarlab.fileio import atomic_path, write_json
 
-FORMAT_VERSION = "v1"
+# Bump whenever decoding or the cache file's contents change.
+FORMAT_VERSION = 1
+INDEX = "fingerprints.json"
 _ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
@@ -29,52 +38,96 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(path: Path, cache_dir: Path) -> str:
-    """Content key of a dataset file or folder (see the module docstring)."""
-    path = path.resolve()
-    if path.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            st = f.stat()
-            h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        return f"{FORMAT_VERSION}-dir-{h.hexdigest()[:32]}"
+def _archive_sha256(path: Path, cache_dir: Path) -> str:
+    """The file's SHA-256, memoized in the cache folder's index by (path, size, mtime)."""
     st = path.stat()
-    index_path = cache_dir / "fingerprints.json"
+    stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    index_path = cache_dir / INDEX
     try:
         index = json.loads(index_path.read_text())
     except (OSError, ValueError):
-        index = {}
-    stamp = f"{st.st_size}:{st.st_mtime_ns}"
-    entry = index.get(str(path))
-    if entry is None or entry.get("stamp") != stamp:
-        entry = {"stamp": stamp, "sha256": _file_sha256(path)}
-        index[str(path)] = entry
+        index = {}  # absent or damaged: the index is only a shortcut
+    entry = index.get(str(path)) if isinstance(index, dict) else None
+    if isinstance(entry, dict) and {k: entry.get(k) for k in stamp} == stamp and "sha256" in entry:
+        return entry["sha256"]
+    digest = _file_sha256(path)
+    index = index if isinstance(index, dict) else {}
+    index[str(path)] = {**stamp, "sha256": digest}
+    try:
         write_json(index_path, index)
-    return f"{FORMAT_VERSION}-{entry['sha256'][:32]}"
+    except OSError as exc:
+        warnings.warn(f"{index_path}: cannot record the archive's hash ({exc})", stacklevel=3)
+    return digest
+
+
+def _folder_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(path):
+        dirs.sort()  # os.walk's order is the file system's; the hash must not depend on it
+        for name in sorted(files):
+            f = Path(root, name)
+            try:
+                st = f.stat()
+            except FileNotFoundError:  # a dangling link: the readers skip it too
+                continue
+            h.update(f"{f.relative_to(path).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def fingerprint(path: Path, cache_dir: Path) -> str:
+    """Hex key of a dataset archive or folder's content (see the module docstring)."""
+    path = path.resolve()
+    if path.is_dir():
+        content = f"folder\0{_folder_digest(path)}"
+    else:
+        content = f"file\0{_archive_sha256(path, cache_dir)}"
+    return hashlib.sha256(f"cifarlab-arrays-v{FORMAT_VERSION}\0{content}".encode()).hexdigest()
+
+
+def arrays_dir(cache_dir: Path) -> Path:
+    """The folder of cached arrays."""
+    return Path(cache_dir) / "arrays"
 
 
 def cache_file(cache_dir: Path, key: str) -> Path:
-    """Where the arrays for ``key`` are kept."""
-    return cache_dir / "arrays" / f"{key}.npz"
+    """Where the arrays for fingerprint ``key`` are kept."""
+    return arrays_dir(cache_dir) / f"{key}.npz"
 
 
-def load_arrays(path: Path) -> tuple | None:
-    """``(train_x, train_y, test_x, test_y, classes)`` from a cache file, or None if absent or unreadable."""
+def _valid(train_x, train_y, test_x, test_y) -> bool:
+    return all(x.dtype == np.uint8 and x.ndim == 4 and x.shape[1:] == (32, 32, 3) for x in (train_x, test_x)) \
+        and all(y.dtype == np.int64 and y.shape == (len(x),) for x, y in ((train_x, train_y), (test_x, test_y)))
+
+
+def load_arrays(path: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
+    """``((train_x, train_y, test_x, test_y), kind)`` from a cache file; None if absent or unusable.
+
+    An unusable file (truncated, damaged, wrong shapes) is reported with a
+    warning and then rebuilt by the caller.
+    """
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = tuple(z[name] for name in _ARRAYS)
-            classes = [str(c) for c in z["classes"]]
-    except (OSError, ValueError, KeyError) as exc:
-        warnings.warn(f"{path}: ignoring unreadable cache file ({exc}); rebuilding it", stacklevel=2)
+            kind = str(z["kind"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        warnings.warn(f"{path}: ignoring unreadable cache file ({exc}); rebuilding it", stacklevel=3)
         return None
-    return (*arrays, classes)
+    if not _valid(*arrays):
+        warnings.warn(f"{path}: ignoring cache file with unexpected arrays; rebuilding it", stacklevel=3)
+        return None
+    return arrays, kind
 
 
-def save_arrays(path: Path, train_x, train_y, test_x, test_y, classes) -> None:
-    """Write the arrays atomically (uncompressed: loading is then a plain read)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, train_images=train_x, train_labels=train_y, test_images=test_x, test_labels=test_y,
-                     classes=np.array(classes))
+def save_arrays(path: Path, arrays: tuple[np.ndarray, ...], kind: str) -> None:
+    """Write the arrays atomically; uncompressed, so loading them is a plain read.
+
+    A cache folder that cannot be written only costs the next run a decode,
+    so that is a warning, not an error.
+    """
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, **dict(zip(_ARRAYS, arrays)), kind=np.array(kind))
+    except OSError as exc:
+        warnings.warn(f"{path}: cannot write the cache file ({exc}); the next load decodes again", stacklevel=3)

@@ -19,11 +19,11 @@ class CifarData:
 
     train_images: np.ndarray  # (N, 32, 32, 3) uint8
     train_labels: np.ndarray  # (N,) int64 in 0..9
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    classes: list[str]
-    source: str
-    fingerprint: str
+    test_images: np.ndarray  # (M, 32, 32, 3) uint8
+    test_labels: np.ndarray  # (M,) int64
+    classes: list[str]  # the official order: "airplane", "automobile", ..., "truck"
+    source: str  # e.g. "ImageFolder archive ../shared/data/cifar10-jpeg.tar.gz"
+    fingerprint: str  # hex key of the source's content; also names the cache file
 
 
 def default_cache_dir() -> Path:
@@ -31,44 +31,55 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CIFARLAB_CACHE") or Path.home() / ".cache" / "cifarlab")
 
 
-def _read_source(path: Path, progress: bool):
-    folder = official.find_official_folder(path) if path.is_dir() else None
-    if folder is not None:
-        return official.read_official_folder(folder), f"CIFAR-10 python version {folder}"
+def _read(path: Path, progress: bool) -> tuple[tuple[np.ndarray, ...], str]:
+    """Decode ``path``; returns the arrays and the kind of source it was."""
     if path.is_dir():
-        return read_imagefolder(path, progress), f"ImageFolder tree {path}"
-    if not is_archive(path):
-        raise DataError(f"{path}: not a dataset (expected a folder, .tar, .tar.gz, .tgz or .zip)")
+        folder = official.find_official_folder(path)
+        if folder is not None:
+            return official.read_official_folder(folder), "CIFAR-10 python version"
+        return read_imagefolder(path, progress), "ImageFolder tree"
     if official.is_official_archive(path):
-        return official.read_official_archive(path), f"CIFAR-10 python version {path}"
-    return read_imagefolder(path, progress), f"ImageFolder archive {path}"
+        return official.read_official_archive(path), "CIFAR-10 python version"
+    return read_imagefolder(path, progress), "ImageFolder archive"
 
 
-def load_dataset(path: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None,
-                 progress: bool = True, url: str | None = None, md5: str | None = None) -> CifarData:
-    """Load CIFAR-10 from ``path`` (or the cache folder, downloading it if missing).
-
-    ``path`` is the official python version (archive or folder), or an ImageFolder
-    tree or archive. Decoded arrays are cached by the source's content, so the
-    second load is a file read.
-    """
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
+def _resolve_source(path, cache_dir: Path, progress: bool, url: str | None, md5: str | None) -> Path:
     if path is None:
         source = cache_dir / download.FILENAME
         if not source.is_file():
             download.download(source, url=url, md5=md5, progress=progress)
-    else:
-        source = Path(path).expanduser()
-        if not source.exists():
-            raise DataError(f"{source}: no such dataset file or folder")
+        return source
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise DataError(f"{source}: no such dataset file or folder")
+    if not source.is_dir() and not is_archive(source):
+        raise DataError(f"{source}: not a dataset (expected a folder, or a .tar, .tar.gz, .tgz or .zip archive)")
+    return source
+
+
+def load_dataset(path: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = True, url: str | None = None, md5: str | None = None) -> CifarData:
+    """Load CIFAR-10 from ``path``, decoding it once and reading cached arrays afterwards.
+
+    ``path`` is the official python version (``cifar-10-python.tar.gz``, its
+    ``cifar-10-batches-py`` folder or a folder holding that), or an ImageFolder
+    tree or ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive with ``train/<class>/``
+    and ``test/<class>/``. ``None`` means ``cifar-10-python.tar.gz`` in the
+    cache folder, downloaded from ``url`` (default ``$CIFARLAB_CIFAR10_URL``,
+    else the official address) and checked against ``md5`` if missing.
+
+    Decoded arrays are cached in ``cache_dir`` (default :func:`default_cache_dir`)
+    under the source's content fingerprint. Raises :class:`DataError` naming the
+    file or member at fault for anything unusable.
+    """
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    source = _resolve_source(path, cache_dir, progress, url, md5)
     key = cache.fingerprint(source, cache_dir)
-    cached = cache.cache_file(cache_dir, key)
-    arrays = cache.load_arrays(cached)
-    if arrays is not None:
-        description = f"{source} (cached)"
-    else:
-        arrays, description = _read_source(source, progress)
-        cache.save_arrays(cached, *arrays)
-    train_x, train_y, test_x, test_y, classes = arrays
-    return CifarData(train_x, train_y, test_x, test_y, list(classes), source=description, fingerprint=key)
+    cached_file = cache.cache_file(cache_dir, key)
+    cached = cache.load_arrays(cached_file)
+    if cached is None:
+        cached = _read(source, progress)
+        cache.save_arrays(cached_file, *cached)
+    (train_x, train_y, test_x, test_y), kind = cached
+    return CifarData(train_x, train_y, test_x, test_y, list(official.CLASSES), source=f"{kind} {source}",
+                     fingerprint=key)

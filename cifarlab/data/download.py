@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -16,31 +17,38 @@ from cifarlab.fileio import atomic_path
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 FILENAME = "cifar-10-python.tar.gz"
+URL_ENV = "CIFARLAB_CIFAR10_URL"
 
 
 def download(dest: Path, url: str | None = None, md5: str | None = None, progress: bool = True) -> Path:
-    """Fetch ``url`` (default: the official address, or ``$CIFARLAB_CIFAR10_URL``) to ``dest``.
+    """Fetch ``url`` (default ``$CIFARLAB_CIFAR10_URL``, else the official address) to ``dest``.
 
-    The file appears at ``dest`` only once complete and its MD5 matches.
+    The bytes stream into a temporary file beside ``dest``, which is renamed
+    into place only once complete and matching ``md5`` (default: the official
+    archive's); on any failure nothing is left behind and :class:`DataError`
+    says what happened.
     """
-    url = url or os.environ.get("CIFARLAB_CIFAR10_URL") or URL
-    md5 = md5 or MD5
+    url = url or os.environ.get(URL_ENV) or URL
+    md5 = (md5 or MD5).lower()
     digest = hashlib.md5()
     try:
         with atomic_path(dest) as tmp:
             with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {dest.name}",
-                          disable=not progress, leave=False) as bar:
+                with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
+                          desc=f"downloading {dest.name}", disable=not progress) as bar:
                     while chunk := response.read(1 << 20):
                         out.write(chunk)
                         digest.update(chunk)
                         bar.update(len(chunk))
             if digest.hexdigest() != md5:
                 raise DataError(f"{url}: checksum mismatch, expected md5 {md5}, got {digest.hexdigest()}; "
-                                "the download was discarded")
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
+                                "the download was deleted")
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            reason = f"HTTP {exc.code} {exc.reason}"
+        else:
+            reason = getattr(exc, "reason", None) or exc  # URLError wraps the socket error in .reason
         raise DataError(f"cannot download CIFAR-10 from {url}: {reason}; pass --data PATH to use a local copy "
-                        "(the official archive or an ImageFolder tree/archive)") from None
+                        "(official archive or ImageFolder tree/archive)") from None
     return dest

@@ -1,4 +1,4 @@
-"""Decoding one image file of any common format, mode and size to 32x32 RGB."""
+"""Decoding one image file, of any common format, mode and size, to 32x32 RGB."""
 
 from __future__ import annotations
 
@@ -7,46 +7,74 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cifarlab.errors import DataError
 
 SIZE = 32
 
+# Only these plugins may open a file: Pillow would otherwise also try formats
+# such as EPS, whose loader runs Ghostscript on the file's contents.
+# (Multi-picture JPEGs from cameras open through the JPEG plugin.)
+FORMATS = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF", "PPM")
+# File name suffixes of those formats: what dataset readers treat as images.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm"})
+
+_HIGH_DEPTH_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
 
 def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # High-bit-depth greyscale: scale its own range to 8 bits instead of clipping.
-        arr = np.asarray(img, dtype=np.float64)
-        top = arr.max()
-        arr = arr / top * 255.0 if top > 0 else arr
-        img = Image.fromarray(arr.astype(np.uint8), mode="L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        # Transparent pixels are shown on white, as an image viewer would.
+    if img.mode in _HIGH_DEPTH_GREY:
+        # Pillow's own conversion clips 16-bit values at 255, turning most of
+        # the range white; keeping the top 8 bits preserves the picture.
+        grey = np.clip(np.asarray(img, dtype=np.int64), 0, 65535) >> 8
+        img = Image.fromarray(grey.astype(np.uint8))
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.asarray(img), 0, 255).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        # Transparent pixels are shown on white, as an image viewer would show them.
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return img.convert("RGB")
 
 
-def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) -> np.ndarray:
-    """Decode PNG/JPEG/BMP/WebP/GIF/TIFF bytes or a file to a ``(32, 32, 3)`` uint8 RGB array.
+def _open(fp) -> Image.Image:
+    with warnings.catch_warnings():
+        # Large photos are fine to classify; only sizes past Pillow's hard
+        # limit (DecompressionBombError) are refused.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(fp, formats=FORMATS) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (SIZE, SIZE))  # let libjpeg shrink big photos while decoding
+            img.load()
+            if "exif" in img.info:
+                img = ImageOps.exif_transpose(img)  # camera photos stored on their side
+            return _to_rgb(img)
 
-    Images that are not 32x32 are resized (bicubic, antialiased when shrinking).
-    An unreadable file raises :class:`DataError` naming it (``name`` or the path).
+
+def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) -> np.ndarray:
+    """Decode a PNG/JPEG/BMP/WebP/GIF/TIFF file (or its bytes) to a ``(32, 32, 3)`` uint8 RGB array.
+
+    Any mode is accepted (greyscale, palette, 16-bit, CMYK, with or without
+    alpha; transparency is composited on white). Images that are not 32x32 are
+    resized whole, without cropping, with Pillow's antialiased bicubic filter.
+    A file that cannot be decoded raises :class:`DataError` naming it: ``name``
+    if given, else the path.
     """
-    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    label = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
-            with fp, Image.open(fp) as img:
-                img.load()
-                rgb = _to_rgb(img)
+        if isinstance(source, (bytes, bytearray)):
+            rgb = _open(io.BytesIO(source))
+        else:
+            with open(source, "rb") as f:
+                rgb = _open(f)
     except FileNotFoundError:
         raise DataError(f"{label}: no such image file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:  # its own message names a BytesIO object, not the file
+        raise DataError(f"{label}: cannot decode image: not a PNG, JPEG, BMP, WebP, GIF, TIFF or PPM file") from None
+    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise many types on malformed input
         raise DataError(f"{label}: cannot decode image: {exc}") from None
     if rgb.size != (SIZE, SIZE):
         rgb = rgb.resize((SIZE, SIZE), Image.Resampling.BICUBIC)
-    return np.asarray(rgb, dtype=np.uint8)
+    return np.array(rgb, dtype=np.uint8)

@@ -1,27 +1,35 @@
-"""The official CIFAR-10 "python version": pickled batches read without running code.
+"""The official CIFAR-10 "python version", read without running code from its pickles.
 
-The batches are Python-2 pickles of dicts holding a uint8 array and lists. A
-pickle can name any callable to run on load, so they are read with an
-unpickler that resolves only the handful of globals a numpy array needs and
-refuses everything else.
+``cifar-10-python.tar.gz`` holds ``cifar-10-batches-py/`` with five training
+batches, ``test_batch`` and ``batches.meta``: Python 2 cPickle files (protocol
+2) of dicts whose ``data`` is a uint8 array ``(10000, 3072)`` (rows are the
+red, green and blue 32x32 planes) and whose ``labels`` is a list of ints.
+
+A pickle can name any callable to run on load, so these files are read with an
+unpickler that resolves only the globals a numpy array needs and refuses every
+other one, before anything is called.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import pickle
 import tarfile
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from cifarlab.data.images import IMAGE_SUFFIXES
 from cifarlab.errors import DataError
 
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 FOLDER = "cifar-10-batches-py"
+BATCH_FILES = (*TRAIN_BATCHES, TEST_BATCH, META)
 
 
 def _reconstruct():
@@ -32,24 +40,39 @@ def _reconstruct():
     return _reconstruct
 
 
+def _latin1_encode(text: str, encoding: str) -> bytes:
+    # Python 3 writes bytes at protocol 2 as _codecs.encode(text, "latin1").
+    # The real (Python 2) batches never need it, re-pickled copies do; other
+    # codecs (zlib, base64...) are no part of that idiom and stay refused.
+    if encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refused codec {encoding!r} in _codecs.encode")
+    return codecs.encode(text, "latin1")
+
+
 # (module, name) -> the object it may resolve to. Nothing else can be loaded.
 _ALLOWED = {
+    # numpy 1 writes arrays with the first name, numpy 2 with the second.
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy", "ndarray"): lambda: np.ndarray,
     ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: __import__("codecs").encode,  # Python 3 pickles of bytes at protocol 2
+    ("_codecs", "encode"): lambda: _latin1_encode,
 }
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that admits only numpy arrays, builtin containers and scalars."""
+    """An unpickler that admits builtin containers and scalars, bytes and numpy arrays, nothing else.
+
+    ``encoding="bytes"`` keeps Python 2 ``str`` values (the dict keys, the
+    array bytes) as ``bytes``, as the batches need.
+    """
 
     def __init__(self, data: bytes, name: str):
         super().__init__(io.BytesIO(data), encoding="bytes")
         self.name = name
 
     def find_class(self, module: str, name: str):
+        """Resolve only the allowed globals; refuse any other with a :class:`DataError`."""
         factory = _ALLOWED.get((module, name))
         if factory is None:
             raise DataError(f"{self.name}: refused to load global {module}.{name} "
@@ -57,89 +80,117 @@ class RestrictedUnpickler(pickle.Unpickler):
         return factory()
 
 
-def _key(d: dict, key: str):
-    for k in (key, key.encode()):
+def _unpickle_dict(data: bytes, name: str, what: str) -> dict:
+    try:
+        obj = RestrictedUnpickler(data, name).load()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a malformed pickle raises nearly any type
+        raise DataError(f"{name}: not a CIFAR-10 {what} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{name}: not a CIFAR-10 {what} (holds a {type(obj).__name__}, not a dict)")
+    return obj
+
+
+def _field(d: dict, key: str, name: str):
+    for k in (key.encode(), key):  # bytes in the Python 2 files, str in re-pickled copies
         if k in d:
             return d[k]
-    raise KeyError(key)
+    raise DataError(f"{name}: no '{key}' entry")
 
 
 def parse_batch(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, 32, 32, 3)`` uint8 and labels ``(N,)`` int64 from one pickled batch."""
+    """Images ``(N, 32, 32, 3)`` uint8 HWC and labels ``(N,)`` int64 from one pickled batch."""
+    batch = _unpickle_dict(data, name, "batch")
+    pixels, labels = _field(batch, "data", name), _field(batch, "labels", name)
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != 2 or pixels.shape[1] != 3072:
+        got = (f"{pixels.dtype} array of shape {pixels.shape}" if isinstance(pixels, np.ndarray)
+               else type(pixels).__name__)
+        raise DataError(f"{name}: 'data' must be a uint8 array of shape (N, 3072), got {got}")
     try:
-        batch = RestrictedUnpickler(data, name).load()
-        pixels = np.asarray(_key(batch, "data"), dtype=np.uint8)
-        labels = np.asarray(_key(batch, "labels"), dtype=np.int64)
-    except DataError:
-        raise
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"{name}: not a CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
-    if pixels.ndim != 2 or pixels.shape[1] != 3072 or len(labels) != len(pixels):
-        raise DataError(f"{name}: expected data of shape (N, 3072) and N labels, got {pixels.shape} "
-                        f"and {len(labels)} labels")
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: 'labels' must be a list of integers ({exc})") from None
+    if labels.shape != (len(pixels),):
+        raise DataError(f"{name}: {len(pixels)} images but labels of shape {labels.shape}")
     if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(f"{name}: labels outside 0..9")
-    return pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+        raise DataError(f"{name}: labels outside 0..9 (from {labels.min()} to {labels.max()})")
+    return np.ascontiguousarray(pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)), labels
 
 
-def parse_meta(data: bytes, name: str) -> list[str]:
-    """The class names from ``batches.meta``."""
-    try:
-        meta = RestrictedUnpickler(data, name).load()
-        names = [n.decode() if isinstance(n, bytes) else str(n) for n in _key(meta, "label_names")]
-    except DataError:
-        raise
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"{name}: not a CIFAR-10 batches.meta ({type(exc).__name__}: {exc})") from None
-    if len(names) != 10:
-        raise DataError(f"{name}: expected 10 class names, got {len(names)}")
-    return names
+def check_meta(data: bytes, name: str) -> None:
+    """Check that ``batches.meta`` names the ten CIFAR-10 classes in the official order."""
+    meta = _unpickle_dict(data, name, "batches.meta")
+    names = _field(meta, "label_names", name)
+    if not isinstance(names, list):
+        raise DataError(f"{name}: 'label_names' must be a list")
+    names = [n.decode("latin-1") if isinstance(n, bytes) else str(n) for n in names]
+    if names != CLASSES:
+        raise DataError(f"{name}: class names {names} are not CIFAR-10's {CLASSES}")
 
 
 def find_official_folder(path: Path) -> Path | None:
-    """``path`` itself or its ``cifar-10-batches-py`` child, if it holds the batches."""
+    """``path`` itself, or its ``cifar-10-batches-py`` child, if it holds any of the batch files."""
     for candidate in (path, path / FOLDER):
-        if (candidate / TEST_BATCH).is_file() and (candidate / META).is_file():
+        if any((candidate / n).is_file() for n in BATCH_FILES):
             return candidate
     return None
 
 
 def is_official_archive(path: Path) -> bool:
-    """Whether a tar archive holds the official batches (judged by its first member's folder)."""
+    """Whether a tar archive holds the batches: its first batch file comes before any image file.
+
+    Only the members up to that one are read, so this costs little either way.
+    """
     try:
         with tarfile.open(path, "r:*") as tar:
-            first = tar.next()
-    except (tarfile.TarError, OSError, EOFError):
-        return False
-    return first is not None and first.name.split("/")[0] == FOLDER
+            for member in tar:
+                name = PurePosixPath(member.name)
+                if member.isfile() and name.name in BATCH_FILES:
+                    return True
+                if member.isfile() and name.suffix.lower() in IMAGE_SUFFIXES:
+                    return False
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        pass  # not a readable tar: the ImageFolder reader reports the problem
+    return False
 
 
-def _assemble(files: dict[str, bytes], where: str):
-    missing = [n for n in TRAIN_BATCHES + [TEST_BATCH, META] if n not in files]
+def _assemble(files: dict[str, bytes], where: str) -> tuple[np.ndarray, ...]:
+    missing = [n for n in BATCH_FILES if n not in files]
     if missing:
         raise DataError(f"{where}: incomplete CIFAR-10 python version, missing {', '.join(missing)}")
+    check_meta(files[META], f"{where}/{META}")
     train = [parse_batch(files[n], f"{where}/{n}") for n in TRAIN_BATCHES]
     test_x, test_y = parse_batch(files[TEST_BATCH], f"{where}/{TEST_BATCH}")
-    classes = parse_meta(files[META], f"{where}/{META}")
-    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y, classes)
+    return np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y
 
 
-def read_official_folder(folder: Path):
-    """``(train_x, train_y, test_x, test_y, classes)`` from an extracted ``cifar-10-batches-py``."""
-    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name in TRAIN_BATCHES + [TEST_BATCH, META]}
+def read_official_folder(folder: Path) -> tuple[np.ndarray, ...]:
+    """``(train_x, train_y, test_x, test_y)`` from an extracted ``cifar-10-batches-py`` folder."""
+    files = {}
+    for n in BATCH_FILES:
+        try:
+            files[n] = (folder / n).read_bytes()
+        except FileNotFoundError:
+            pass  # reported with every other missing file at once
+        except OSError as exc:
+            raise DataError(f"{folder / n}: cannot read ({exc.strerror or exc})") from None
     return _assemble(files, str(folder))
 
 
-def read_official_archive(path: Path):
-    """``(train_x, train_y, test_x, test_y, classes)`` from ``cifar-10-python.tar.gz``, read in place."""
-    wanted = set(TRAIN_BATCHES + [TEST_BATCH, META])
+def read_official_archive(path: Path) -> tuple[np.ndarray, ...]:
+    """``(train_x, train_y, test_x, test_y)`` from ``cifar-10-python.tar.gz``, read without extracting."""
     files: dict[str, bytes] = {}
     try:
-        with tarfile.open(path, "r|*") as tar:
+        with tarfile.open(path, "r|*") as tar:  # one streaming pass over the compressed bytes
             for member in tar:
-                base = member.name.rsplit("/", 1)[-1]
-                if member.isfile() and base in wanted:
+                base = PurePosixPath(member.name).name
+                if member.isfile() and base in BATCH_FILES:
+                    if base in files:
+                        raise DataError(f"{path}: holds two {base} members")
                     files[base] = tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: truncated or corrupt archive ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from None
     return _assemble(files, str(path))

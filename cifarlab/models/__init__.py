@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from cifarlab.models import fast, resnet, seed  # noqa: F401  (registration side effect)
+from cifarlab.models import fast, resnet, seed, seedlike  # noqa: F401  (registration side effect)
 from cifarlab.models.registry import create_model, list_models, register_model
 
 __all__ = ["build_model", "create_model", "list_models", "register_model"]

@@ -1,7 +1,13 @@
-"""Rows for the runs table: the write-up's columns, read from run directories."""
+"""Rows of the runs table: the write-up's columns, read back from run directories.
+
+A row is a plain dict keyed by column name (see :data:`COLUMNS`) plus ``run``
+(its directory), ``group`` (its configuration, for repeats) and, in sweeps,
+``trial``. Accuracies are fractions, wall time is seconds.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -10,126 +16,170 @@ from typing import Any
 
 import yaml
 
-from cifarlab.reporting.tables import format_rows
+from cifarlab.errors import ConfigError
 
-# The write-up's columns, then what only a tool can keep track of.
+# The write-up's columns, then what only a tool keeps track of.
 COLUMNS = ["label", "lr", "batch size", "epochs", "arch", "optimizer", "regularization", "activation",
-           "normalization", "val acc", "test acc", "writeup acc", "params", "wall s", "device", "seed", "status"]
+           "normalization", "val acc", "test acc", "writeup acc", "params", "wall time", "device", "seed", "status"]
+ACCURACIES = ("val acc", "test acc", "writeup acc")
+SWEEP_FILE = "sweep.json"  # a sweep trial's label, configuration group, own settings and write-up accuracy
 
 
-def _arch(model: dict[str, Any]) -> str:
-    args = model.get("args") or {}
-    if model.get("layers") is not None:
-        return "custom"
-    if model["name"] == "seed":
-        return "5-3"
-    if model["name"] == "seedlike":
-        return f"{args.get('conv', 5)}-{args.get('fc', 3)}"
-    width = f" w{args['width']}" if "width" in args else ""
-    return f"{model['name']}{width}"
+@functools.lru_cache(maxsize=64)
+def _network_facts(model_json: str) -> dict[str, Any]:
+    """Arch, activation, normalization and dropout, read off the network itself (built on the meta device)."""
+    import torch
+
+    from cifarlab.config import ModelConfig
+    from cifarlab.models import build_model
+
+    model = json.loads(model_json)
+    name = "custom" if model.get("layers") is not None else model["name"]
+    try:
+        with torch.device("meta"):  # no memory, no initialisation: only the module tree is needed
+            net = build_model(ModelConfig(name=model["name"], args=model.get("args") or {},
+                                          layers=model.get("layers")))
+    except Exception:  # a run from another version may name a model this one lacks: still list it
+        return {"arch": name, "activation": "?", "normalization": "?", "dropout": 0.0}
+    kinds = [type(m).__name__ for m in net.modules()]
+    conv, fc = kinds.count("Conv2d"), kinds.count("Linear")
+    if name in ("seed", "seedlike", "custom"):
+        arch = f"{conv}-{fc}" if name != "custom" else f"custom {conv}-{fc}"
+    else:
+        args = ", ".join(f"{k}={v}" for k, v in (model.get("args") or {}).items())
+        arch = f"{name} ({args})" if args else name
+    activations = ("ReLU", "GELU", "SiLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid")
+    norms = {"BatchNorm1d": "BN", "BatchNorm2d": "BN", "LayerNorm": "LN", "GroupNorm": "GN"}
+    return {
+        "arch": arch,
+        "activation": "/".join(dict.fromkeys(k for k in kinds if k in activations)) or "none",
+        "normalization": "/".join(dict.fromkeys(norms[k] for k in kinds if k in norms)) or "none",
+        "dropout": max((m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)), default=0.0),
+    }
 
 
-def _regularization(cfg: dict[str, Any]) -> str:
-    parts = []
-    args = cfg["model"].get("args") or {}
-    if cfg["model"]["name"] in ("seed", "seedlike") and args.get("dropout", 0.2) > 0:
-        parts.append(f"dropout {args.get('dropout', 0.2)}")
-    if cfg["optim"]["weight_decay"] > 0:
-        parts.append(f"wd {cfg['optim']['weight_decay']:g}")
-    if cfg["train"]["label_smoothing"] > 0:
-        parts.append(f"ls {cfg['train']['label_smoothing']:g}")
+def _optimizer(optim: dict[str, Any]) -> str:
+    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}.get(optim["name"], optim["name"])
+    if optim["name"] != "sgd":
+        return name
+    return f"{name} (m={optim['momentum']:g}{', nesterov' if optim['nesterov'] else ''})"
+
+
+def _regularization(cfg: dict[str, Any], dropout: float) -> str:
     aug = cfg["data"]["augment"]
-    augs = [name for name, on in (("flip", aug["flip"]), ("crop", aug["crop_padding"]), ("cutout", aug["cutout"]))
-            if on]
-    if augs:
-        parts.append("aug " + "+".join(augs))
-    return ", ".join(parts) or "none"
+    augs = [text for text, on in (("flip", aug["flip"]), (f"crop{aug['crop_padding']}", aug["crop_padding"]),
+                                  (f"cutout{aug['cutout']}", aug["cutout"])) if on]
+    parts = [f"dropout={dropout:g}" if dropout else "",
+             f"wd={cfg['optim']['weight_decay']:g}" if cfg["optim"]["weight_decay"] else "",
+             f"smoothing={cfg['train']['label_smoothing']:g}" if cfg["train"]["label_smoothing"] else "",
+             "aug=" + "+".join(augs) if augs else ""]
+    return ", ".join(p for p in parts if p) or "none"
 
 
-def _activation(model: dict[str, Any]) -> str:
-    if model.get("layers") is not None:
-        kinds = {next(iter(layer)) if isinstance(layer, dict) else layer for layer in model["layers"]}
-        found = [a for a in ("relu", "gelu", "silu", "leakyrelu") if a in kinds]
-        return "/".join(a.upper() if a != "leakyrelu" else "LeakyReLU" for a in found) or "none"
-    return "GELU" if model["name"] == "fast" else "ReLU"
-
-
-def _normalization(model: dict[str, Any]) -> str:
-    if model.get("layers") is not None:
-        return "BN" if any("batchnorm" in (layer if isinstance(layer, dict) else {layer: 0})
-                           for layer in model["layers"]) else "none"
-    return "BN" if (model.get("args") or {}).get("batchnorm", True) else "none"
-
-
-def collect_run(run_dir: Path) -> dict[str, Any] | None:
-    """One row for the run directory, or None when it is not a run (no summary or config)."""
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-    try:
-        sweep = json.loads((run_dir / "sweep.json").read_text())
+        value = json.loads(path.read_text())
     except (OSError, ValueError):
-        sweep = {}
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
+    """One row for a run directory, or None when it is not one (no readable summary.json and config.yaml)."""
+    run_dir = Path(run_dir)
+    summary = _read_json(run_dir / "summary.json")
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+        model = cfg["model"]
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return None
+    if summary is None:
+        return None
+    sweep = _read_json(run_dir / SWEEP_FILE) or {}
+    facts = _network_facts(json.dumps(model, sort_keys=True))
     return {
         "label": sweep.get("label", run_dir.name),
-        "group": sweep.get("group", run_dir.name),
         "lr": cfg["optim"]["lr"],
         "batch size": cfg["train"]["batch_size"],
         "epochs": cfg["train"]["epochs"],
-        "arch": _arch(cfg["model"]),
-        "optimizer": cfg["optim"]["name"] + (" nesterov" if cfg["optim"]["nesterov"] and
-                                             cfg["optim"]["name"] == "sgd" else ""),
-        "regularization": _regularization(cfg),
-        "activation": _activation(cfg["model"]),
-        "normalization": _normalization(cfg["model"]),
+        "arch": facts["arch"],
+        "optimizer": _optimizer(cfg["optim"]),
+        "regularization": _regularization(cfg, facts["dropout"]),
+        "activation": facts["activation"],
+        "normalization": facts["normalization"],
         "val acc": summary.get("val_acc"),
         "test acc": summary.get("test_acc"),
         "writeup acc": sweep.get("writeup_accuracy"),
         "params": summary.get("params"),
-        "wall s": summary.get("wall_seconds"),
+        "wall time": summary.get("wall_seconds"),
         "device": summary.get("device"),
         "seed": summary.get("seed"),
         "status": summary.get("status"),
+        "group": sweep.get("group", sweep.get("label", run_dir.name)),
         "run": str(run_dir),
     }
 
 
-def collect_runs(root: Path) -> list[dict[str, Any]]:
-    """Rows for every run directory under ``root`` (searched recursively)."""
+def collect_runs(root: str | Path) -> list[dict[str, Any]]:
+    """Rows for every run directory under ``root`` (searched recursively), in path order."""
     rows = [collect_run(p.parent) for p in sorted(Path(root).rglob("summary.json"))]
     return [r for r in rows if r is not None]
 
 
-def sort_rows(rows: list[dict[str, Any]], key: str = "val acc") -> list[dict[str, Any]]:
-    """Rows sorted by ``key``: accuracies descending, everything else ascending, missing values last."""
-    descending = key in ("val acc", "test acc", "writeup acc")
+def column(name: str) -> str:
+    """The column ``name`` names, with ``_`` or ``-`` for spaces (``val_acc``); ConfigError if none."""
+    wanted = name.strip().lower().replace("_", " ").replace("-", " ")
+    for col in COLUMNS + ["run"]:
+        if col == wanted:
+            return col
+    raise ConfigError(f"--sort {name!r}: no such column; columns: {', '.join(COLUMNS)}")
 
-    def order(row):
+
+def sort_rows(rows: list[dict[str, Any]], key: str = "val acc") -> list[dict[str, Any]]:
+    """Rows sorted by column ``key``: accuracies best first, others ascending, missing values last."""
+    key = column(key)
+
+    def order(row: dict[str, Any]):
         value = row.get(key)
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
-        if missing:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
             return (1, 0)
-        return (0, -value if descending and isinstance(value, (int, float)) else value)
+        if key in ACCURACIES:
+            return (0, -value)
+        return (0, value) if isinstance(value, (int, float)) else (0, str(value))
 
     return sorted(rows, key=order)
 
 
-def aggregate_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per configuration: accuracies as mean ± std over its seeds.
+def columns_for(rows: list[dict[str, Any]], *, test: bool = True) -> list[str]:
+    """The columns worth showing: ``writeup acc`` only where some row has one, ``test acc`` unless ``test=False``."""
+    shown = [c for c in COLUMNS if c != "writeup acc" or any(r.get("writeup acc") is not None for r in rows)]
+    return shown if test else [c for c in shown if c != "test acc"]
 
-    A configuration whose mean validation accuracy is within the larger of the two
-    spreads of the best one's is marked with ``≈`` (not distinguishable from the best).
+
+def is_repeated(rows: list[dict[str, Any]]) -> bool:
+    """True when some configuration was run with several seeds."""
+    groups = [r.get("group", r["label"]) for r in rows]
+    return len(set(groups)) < len(groups)
+
+
+def aggregate_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration: accuracies and wall time as mean with ``<col> std`` over its seeds.
+
+    ``within spread`` is set on each configuration whose mean validation accuracy
+    is below the best one's by no more than the larger of their two standard
+    deviations: with these seeds the two cannot be told apart.
     """
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(row["group"], []).append(row)
+        groups.setdefault(row.get("group", row["label"]), []).append(row)
     out = []
     for name, members in groups.items():
-        row = {**members[0], "label": name, "seed": ",".join(str(m["seed"]) for m in members)}
-        for key in ("val acc", "test acc", "wall s"):
-            values = [m[key] for m in members if m[key] is not None]
+        row = {**members[0], "label": name, "seed": ",".join(str(m["seed"]) for m in members),
+               "runs": [m["run"] for m in members]}
+        if len({m["status"] for m in members}) > 1:
+            row["status"] = ",".join(sorted({str(m["status"]) for m in members}))
+        for key in ("val acc", "test acc", "wall time"):
+            values = [m[key] for m in members if m.get(key) is not None]
             row[key] = statistics.mean(values) if values else None
             row[f"{key} std"] = statistics.stdev(values) if len(values) > 1 else 0.0
         out.append(row)
@@ -138,18 +188,42 @@ def aggregate_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         best = max(scored, key=lambda r: r["val acc"])
         for row in scored:
             spread = max(best["val acc std"], row["val acc std"])
-            row["label"] += " ≈" if row is not best and best["val acc"] - row["val acc"] <= spread else ""
+            row["within spread"] = row is not best and best["val acc"] - row["val acc"] <= spread
     return out
 
 
-def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, Any] | None) -> None:
-    """``results.csv``, ``results.md`` and the plots of a sweep."""
-    from cifarlab.fileio import write_text
-    from cifarlab.reporting.sweep_plots import write_sweep_plots
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best completed run (or configuration, when repeated) by validation accuracy; never by test."""
+    table = aggregate_repeats(rows) if is_repeated(rows) else rows
+    done = [r for r in table if r["status"] == "completed" and r["val acc"] is not None]
+    return max(done, key=lambda r: r["val acc"]) if done else None
 
-    table = sort_rows(rows)
-    repeated = any(r["group"] != r["label"] for r in rows)
-    shown = sort_rows(aggregate_repeats(rows)) if repeated else table
-    write_text(sweep_dir / "results.csv", format_rows(table, COLUMNS, "csv"))
-    write_text(sweep_dir / "results.md", format_rows(shown, COLUMNS, "markdown", spread=repeated) + "\n")
+
+def describe_best(best: dict[str, Any] | None) -> str:
+    """The best trial and its test accuracy, stated once and apart from the table that chose it."""
+    if best is None:
+        return "no trial completed, so there is no best trial"
+    spread = "val acc std" in best  # a configuration repeated over seeds
+    val = f"{best['val acc']:.2%}" + (f" ± {best['val acc std']:.2%}" if spread else "")
+    test = "-" if best["test acc"] is None else \
+        f"{best['test acc']:.2%}" + (f" ± {best['test acc std']:.2%}" if spread else "")
+    where = ", ".join(best["runs"]) if "runs" in best else best["run"]
+    return (f"best trial, chosen on validation accuracy: {best['label']} (val acc {val})\n"
+            f"its test accuracy (final model, reported once): {test}   [{where}]")
+
+
+def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, Any] | None, title: str) -> None:
+    """A sweep's ``results.csv`` (every trial), ``results.md`` (its table and best trial) and plots."""
+    from cifarlab.fileio import write_json, write_text
+    from cifarlab.reporting.sweep_plots import write_sweep_plots
+    from cifarlab.reporting.tables import format_rows, legend
+
+    write_text(sweep_dir / "results.csv", format_rows(sort_rows(rows), columns_for(rows) + ["run"], "csv"))
+    repeated = is_repeated(rows)
+    shown = sort_rows(aggregate_repeats(rows) if repeated else rows)
+    markdown = [f"# {title}", "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
+    markdown += [legend(shown), ""] if legend(shown) else []
+    markdown += [line + "  " for line in describe_best(best).splitlines()]
+    write_text(sweep_dir / "results.md", "\n".join(markdown) + "\n")
+    write_json(sweep_dir / "best.json", best or {})
     write_sweep_plots(sweep_dir, rows)

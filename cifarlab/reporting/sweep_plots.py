@@ -1,67 +1,110 @@
-"""A sweep's pictures: accuracy per trial, accuracy against each swept setting, best learning curves."""
+"""A sweep's pictures: accuracy per trial, accuracy against each swept setting, the best learning curves."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import yaml
+from matplotlib.ticker import MaxNLocator
+
 from cifarlab.reporting.plots import plt, save_figure
+from cifarlab.reporting.runs import SWEEP_FILE
 
 
-def _overrides(row: dict[str, Any]) -> dict[str, Any]:
+def _swept_values(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trial's own settings (from ``sweep.json``) and its resolved config (``config.yaml``)."""
+    run = Path(row["run"])
     try:
-        return json.loads((Path(row["run"]) / "sweep.json").read_text()).get("overrides", {})
-    except (OSError, ValueError):
-        return {}
+        own = json.loads((run / SWEEP_FILE).read_text()).get("overrides", {})
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}, {}
+    return own, cfg
+
+
+def _lookup(cfg: dict[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "default"  # e.g. a model argument that this trial leaves at the factory's default
+        node = node[part]
+    if isinstance(node, dict):
+        return ",".join(f"{k}={v}" for k, v in node.items()) or "default"
+    return node
 
 
 def plot_trials(rows: list[dict[str, Any]], path: Path) -> None:
-    """Validation accuracy of every trial (and the write-up's accuracy where known)."""
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(rows) + 2), 4.5))
-    x = range(len(rows))
-    ax.bar(x, [100 * (r["val acc"] or 0) for r in rows], color="tab:blue", label="validation (ours)")
+    """Validation accuracy of every trial in plan order; the write-up's accuracy beside it where known."""
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 4.8))
+    x = list(range(len(rows)))
+    colors = ["tab:blue" if r["status"] == "completed" else "tab:gray" for r in rows]
+    ax.bar(x, [100 * (r["val acc"] or 0) for r in rows], color=colors, label="validation accuracy (ours)")
     known = [(i, r["writeup acc"]) for i, r in enumerate(rows) if r.get("writeup acc") is not None]
     if known:
         ax.scatter([i for i, _ in known], [100 * a for _, a in known], marker="D", color="tab:red", zorder=3,
-                   label="write-up (test)")
-    ax.set_xticks(list(x), [r["label"] for r in rows], rotation=60, ha="right", fontsize=8)
+                   label="write-up's accuracy (its test set)")
+    if any(c == "tab:gray" for c in colors):
+        ax.bar([], [], color="tab:gray", label="pruned, diverged or unfinished")
+    ax.set_xticks(x, [r["label"] for r in rows], rotation=60, ha="right", fontsize=8)
+    ax.set_xlabel("trial")
     ax.set_ylabel("accuracy (%)")
     ax.set_title("Validation accuracy per trial")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(loc="lower right", fontsize=8)
     save_figure(fig, path)
 
 
 def plot_parameters(rows: list[dict[str, Any]], path: Path) -> None:
-    """Validation accuracy against each swept setting, one panel per setting."""
-    overrides = [_overrides(r) for r in rows]
-    keys = sorted({k for o in overrides for k in o if k != "train.seed"})
+    """Validation accuracy against each swept setting, one panel per setting (nothing when none varies)."""
+    resolved = [_swept_values(r) for r in rows]
+    keys = sorted({k for own, _ in resolved for k in own if k != "train.seed"})
     if not keys:
         return
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 4), squeeze=False)
-    for ax, key in zip(axes[0], keys):
-        points = [(o[key], r["val acc"]) for o, r in zip(overrides, rows) if key in o and r["val acc"] is not None]
+    cols = min(3, len(keys))
+    nrows = math.ceil(len(keys) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.8 * nrows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        points = [(_lookup(cfg, key), r["val acc"]) for (_, cfg), r in zip(resolved, rows)
+                  if cfg and r["val acc"] is not None]
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v, _ in points)
-        values = [v if numeric else str(v) for v, _ in points]
-        ax.scatter(values, [100 * a for _, a in points])
+        if numeric:
+            values = [v for v, _ in points]
+        else:  # categories in order of first appearance
+            order = list(dict.fromkeys(str(v) for v, _ in points))
+            values = [order.index(str(v)) for v, _ in points]
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+        ax.scatter(values, [100 * a for _, a in points], color="tab:blue")
         if numeric and values and min(values) > 0 and max(values) / min(values) > 20:
             ax.set_xscale("log")
+        ax.set_title(key, fontsize=10)
         ax.set_xlabel(key)
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
-    fig.suptitle("Accuracy against each swept setting")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    fig.suptitle("Validation accuracy against each swept setting")
+    fig.tight_layout()
     save_figure(fig, path)
 
 
 def plot_best_curves(rows: list[dict[str, Any]], path: Path, top: int = 3) -> None:
-    """Validation accuracy per epoch of the best ``top`` trials, overlaid."""
+    """Validation accuracy per epoch of the ``top`` best trials, overlaid."""
     best = sorted((r for r in rows if r["val acc"] is not None), key=lambda r: -r["val acc"])[:top]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in best:
-        lines = (Path(row["run"]) / "metrics.jsonl").read_text().splitlines()
-        epochs = [json.loads(line) for line in lines if '"type": "epoch"' in line]
-        ax.plot([e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], marker="o", label=row["label"])
+        records = []
+        for line in (Path(row["run"]) / "metrics.jsonl").read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a line torn by a kill
+                continue
+        epochs = [r for r in records if r.get("type") == "epoch" and r.get("val_acc") is not None]
+        ax.plot([e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], marker="o",
+                label=f"{row['label']} ({row['val acc']:.1%})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(f"Learning curves of the best {len(best)} trials")
@@ -72,8 +115,8 @@ def plot_best_curves(rows: list[dict[str, Any]], path: Path, top: int = 3) -> No
 
 
 def write_sweep_plots(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``plots/trials.png``, ``plots/parameters.png`` and ``plots/best_curves.png``."""
-    plots = sweep_dir / "plots"
+    """Write ``plots/trials.png``, ``plots/parameters.png`` (when settings vary) and ``plots/best_curves.png``."""
+    plots = Path(sweep_dir) / "plots"
     ordered = sorted(rows, key=lambda r: r.get("trial", 0))
     plot_trials(ordered, plots / "trials.png")
     plot_parameters(ordered, plots / "parameters.png")

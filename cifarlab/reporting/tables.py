@@ -1,4 +1,9 @@
-"""Formatting rows of runs as an aligned table, CSV, Markdown or JSON."""
+"""Rows of runs as an aligned text table, CSV, Markdown or JSON.
+
+Text and Markdown are for reading (percentages, ``mean ± std`` for repeated
+configurations, ``≈`` for results within the spread of the best); CSV and JSON
+keep the raw values (fractions, seconds) for other tools.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +12,64 @@ import io
 import json
 from typing import Any
 
-_PERCENT = {"val acc", "test acc", "writeup acc"}
+from cifarlab.reporting.runs import ACCURACIES
+
+FORMATS = ("table", "csv", "markdown", "json")
+WITHIN_SPREAD = "≈"
 
 
-def _cell(row: dict[str, Any], column: str, spread: bool) -> str:
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
     value = row.get(column)
     if value is None:
         return "-"
-    if column in _PERCENT:
-        text = f"{value:.2%}"
-        std = row.get(f"{column} std")
-        return f"{text} ± {std:.2%}" if spread and std is not None else text
+    std = row.get(f"{column} std")
+    if column in ACCURACIES:
+        text = f"{value:.2%}" + (f" ± {std:.2%}" if std is not None else "")
+        return f"{WITHIN_SPREAD} {text}" if column == "val acc" and row.get("within spread") else text
+    if column == "wall time":
+        return _duration(value) + (f" ± {_duration(std)}" if std is not None else "")
     if column == "lr":
         return f"{value:g}"
     if column == "params":
         return f"{value:,}"
-    if column == "wall s":
-        return f"{value:.1f}"
     return str(value)
 
 
-def format_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str = "table", spread: bool = False) -> str:
-    """Render ``rows`` in ``fmt``: table, csv, markdown or json (raw values)."""
+def format_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str = "table") -> str:
+    """Render ``rows`` as ``fmt`` (table, csv, markdown or json) with these columns, in this order."""
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return json.dumps([{c: r.get(c) for c in columns + [k for k in ("run", "runs") if k in r]} for r in rows],
+                          indent=2, ensure_ascii=False)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+        writer.writerows(["" if r.get(c) is None else r.get(c) for c in columns] for r in rows)
         return buf.getvalue()
-    cells = [[_cell(r, c, spread) for c in columns] for r in rows]
+    cells = [[_cell(r, c) for c in columns] for r in rows]
     if fmt == "markdown":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+        def line(values: list[str]) -> str:
+            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+        return "\n".join([line(columns), "|" + "|".join("---" for _ in columns) + "|"] + [line(r) for r in cells])
     if fmt != "table":
-        raise ValueError(f"unknown format {fmt!r}")
+        raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+def legend(rows: list[dict[str, Any]]) -> str:
+    """A line explaining the marks in ``rows``' cells, or ``""`` when there are none."""
+    if not any("val acc std" in r for r in rows):
+        return ""
+    return (f"mean ± standard deviation over seeds; {WITHIN_SPREAD}: below the best configuration by no more than "
+            "the larger of the two spreads, so not distinguishable from it with these seeds")

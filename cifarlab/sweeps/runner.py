@@ -1,218 +1,262 @@
-"""Running a sweep on an Optuna study: resumable, shared by workers, pruned on validation accuracy.
+"""Running a sweep: worker processes take trials from the study; each trial is an ordinary cifarlab run.
 
-Grid and explicit-run sweeps enqueue their fixed list of trials once; workers
-pop them from the study's storage, so two workers never take the same one.
-Samplers (TPE, random) draw new trials up to a budget. Each trial is an
-ordinary cifarlab run with its own run directory, recorded in the trial's
-attributes. A worker that dies stops sending heartbeats; the next worker marks
-its trial failed and re-enqueues it, and the retry resumes the dead run from
-its last checkpoint.
+A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/``, fixed by its
+slot, so a retry of a killed trial finds the dead one's checkpoint and resumes
+it (or starts the run again when it died before its first epoch ended).
+Trials report validation accuracy after every epoch, which a median pruner
+may use to stop them early.
 """
 
 from __future__ import annotations
 
-import logging
+import ctypes
+import json
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifarlab.errors import ConfigError
-from cifarlab.fileio import write_json
-from cifarlab.sweeps.spec import SweepSpec, Trial
+from cifarlab.errors import CifarlabError
+from cifarlab.fileio import write_json, write_text
+from cifarlab.reporting.runs import SWEEP_FILE, aggregate_repeats, best_row, collect_run, columns_for, \
+    describe_best, is_repeated, sort_rows, write_results
+from cifarlab.sweeps import study as study_mod
+from cifarlab.sweeps.spec import SweepSpec, Trial, dump
 
-HEARTBEAT_SECONDS = int(os.environ.get("CIFARLAB_SWEEP_HEARTBEAT", "10"))
-SWEEP_FILE = "sweep.json"  # written into each trial's run directory
+# How a coordinator hands its storage URL and its own pid to worker processes
+# (the URL may hold a password, which a command line would show to `ps`).
+STORAGE_ENV = "CIFARLAB_SWEEP_STORAGE"
+PARENT_ENV = "CIFARLAB_SWEEP_PARENT"
+THREADS_ENV = "CIFARLAB_TORCH_THREADS"
 
 
 @dataclass
 class SweepResult:
-    """Where a sweep's results are and its best trial (chosen on validation accuracy)."""
+    """A sweep's folder, one row per finished trial (plan order) and the best by validation accuracy."""
 
     sweep_dir: Path
     rows: list[dict[str, Any]]
     best: dict[str, Any] | None
 
+    def table(self, fmt: str = "table") -> str:
+        """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy."""
+        from cifarlab.reporting.tables import format_rows
 
-def default_storage(sweep_dir: Path) -> str:
-    """SQLite in the sweep's folder."""
-    return f"sqlite:///{(sweep_dir / 'study.db').resolve()}"
+        shown = aggregate_repeats(self.rows) if is_repeated(self.rows) else self.rows
+        return format_rows(sort_rows(shown), columns_for(self.rows, test=False), fmt)
 
-
-def open_study(spec: SweepSpec, storage_url: str, create: bool):
-    """Create (or load) the study; raises ConfigError if the storage cannot be opened."""
-    import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Heartbeats are marked experimental by Optuna; they are what makes kill -9 recoverable here.
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    try:
-        storage = RDBStorage(storage_url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=2 * HEARTBEAT_SECONDS,
-                             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                 max_retry=3, inherit_intermediate_values=True))
-    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        raise ConfigError(f"--storage {storage_url}: cannot open ({type(exc).__name__}: {str(exc).splitlines()[0]})") \
-            from None
-    sampler = optuna.samplers.RandomSampler(seed=0) if spec.kind == "random" else optuna.samplers.TPESampler(seed=0)
-    pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if spec.pruner == "median" else optuna.pruners.NopPruner()
-    study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize", load_if_exists=True)
-    if create and spec.trials and not study.user_attrs.get("enqueued"):
-        for trial in spec.trials:
-            study.enqueue_trial({}, user_attrs={"trial_index": trial.index}, skip_if_exists=False)
-        study.set_user_attr("enqueued", True)
-    return study
+    def best_summary(self) -> str:
+        """The best trial and its test accuracy, reported once."""
+        return describe_best(self.best)
 
 
-def _trial_dir(sweep_dir: Path, number: int, label: str) -> Path:
+def trial_dir(sweep_dir: Path, slot: int, label: str) -> Path:
+    """The run directory of a slot: fixed, so that a retry finds the dead attempt's checkpoint."""
     safe = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
-    return sweep_dir / "trials" / f"{number:04d}-{safe}"
+    return Path(sweep_dir) / "trials" / (f"{slot:04d}-{safe}" if safe != f"{slot:04d}" else safe)
 
 
-def _objective(spec: SweepSpec, sweep_dir: Path, data, progress: bool):
-    import optuna
+class _Objective:
+    """What one Optuna trial does: claim its slot, then train (or resume) its run and return val acc."""
 
-    import cifarlab
+    def __init__(self, spec: SweepSpec, sweep_dir: Path, study, lock: study_mod.QueueLock, verbose: bool):
+        self.spec, self.sweep_dir, self.study, self.lock, self.verbose = spec, sweep_dir, study, lock, verbose
+        self._datasets: dict[str | None, Any] = {}
 
-    def objective(trial: optuna.Trial) -> float:
-        index = trial.user_attrs.get("trial_index")
-        if spec.trials:
-            if index is None:  # another worker took the last queued trial first
-                trial.set_user_attr("spurious", True)
-                raise optuna.TrialPruned()
-            planned: Trial = spec.trials[index]
-        else:
-            overrides = {}
-            for key, dist in spec.space.items():
-                if "choice" in dist:
-                    overrides[key] = trial.suggest_categorical(key, dist["choice"])
-                elif "int" in dist:
-                    overrides[key] = trial.suggest_int(key, *dist["int"], log=bool(dist.get("log")))
-                else:
-                    overrides[key] = trial.suggest_float(key, *map(float, dist["float"]), log=bool(dist.get("log")))
-            planned = Trial(trial.number, f"{trial.number:04d}", f"{trial.number:04d}", overrides)
-        run_dir = Path(trial.user_attrs.get("run_dir") or _trial_dir(sweep_dir, trial.number, planned.label))
-        trial.set_user_attr("run_dir", str(run_dir))
+    def __call__(self, trial) -> float:
+        self.lock.release()  # the trial is out of the queue and ours: the next worker may take one
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        slot = study_mod.claim(self.study, trial, self.spec)
+        planned = self._planned(trial, slot)
+        run_dir = trial_dir(self.sweep_dir, slot, planned.label)
         trial.set_user_attr("label", planned.label)
+        trial.set_user_attr("run_dir", str(run_dir))
+        return self._train(trial, planned, run_dir)["val_acc"]
+
+    def _planned(self, trial, slot: int) -> Trial:
+        if self.spec.trials:
+            return self.spec.trials[slot]
+        own = {}
+        for key, dist in self.spec.space.items():  # a retry gets back the values its first attempt drew
+            if "choice" in dist:
+                own[key] = trial.suggest_categorical(key, dist["choice"])
+            elif "int" in dist:
+                own[key] = trial.suggest_int(key, *dist["int"], log=bool(dist.get("log")))
+            else:
+                own[key] = trial.suggest_float(key, *map(float, dist["float"]), log=bool(dist.get("log")))
+        return Trial(slot, f"{slot:04d}", f"{slot:04d}", own)
+
+    def _data(self, path: str | None):
+        """The dataset, loaded once per worker and shared by its trials."""
+        if path not in self._datasets:
+            from cifarlab.data import load_dataset
+
+            self._datasets[path] = load_dataset(path, progress=self.verbose)
+        return self._datasets[path]
+
+    def _train(self, trial, planned: Trial, run_dir: Path) -> dict[str, Any]:
+        import optuna
+
+        import cifarlab
+        from cifarlab.training.checkpoint import CHECKPOINT_FILE
+        from cifarlab.training.trainer import TrainingDiverged
 
         def report(metrics: dict[str, Any]) -> None:
             trial.report(metrics["val_acc"], metrics["epoch"])
             if trial.should_prune():
-                raise optuna.TrialPruned()
+                raise optuna.TrialPruned(f"pruned after epoch {metrics['epoch']}")
 
-        resumable = (run_dir / "checkpoint.safetensors").is_file()
-        if not resumable:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_json(run_dir / SWEEP_FILE, {"sweep": spec.name, "label": planned.label, "group": planned.group,
-                                              "overrides": planned.overrides,
+        summary = _read_summary(run_dir)
+        if summary.get("status") == "completed":  # trained, but its worker died before the study heard of it
+            return summary
+        cfg = self.spec.compose(planned.overrides)
+        options = dict(data=self._data(cfg.data.path), callbacks=[report], progress=self.verbose,
+                       verbose=self.verbose)
+        try:
+            if (run_dir / CHECKPOINT_FILE).is_file():
+                return cifarlab.train(resume=run_dir, **options).summary
+            if run_dir.exists():  # the last attempt died before its first checkpoint: start clean
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True)
+            write_json(run_dir / SWEEP_FILE, {"sweep": self.spec.name, "label": planned.label,
+                                              "group": planned.group, "overrides": planned.overrides,
                                               "writeup_accuracy": planned.writeup_accuracy})
-        if resumable:
-            result = cifarlab.train(resume=run_dir, data=data, callbacks=[report], progress=progress)
-        else:
-            result = cifarlab.train(spec.compose(planned.overrides), out_dir=run_dir, data=data, callbacks=[report],
-                                    progress=progress)
-        return result.summary["val_acc"]
-
-    return objective
+            return cifarlab.train(cfg, out_dir=run_dir, **options).summary
+        except TrainingDiverged as exc:  # a result, not a crash: the table shows it as diverged
+            trial.set_user_attr("diverged", True)
+            raise optuna.TrialPruned(str(exc)) from None
 
 
-def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str, progress: bool = False) -> None:
-    """Take trials from the study until none is left (or the sampler budget is spent)."""
-    import optuna
-    from optuna.storages import fail_stale_trials
+def _read_summary(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _announcer(spec: SweepSpec):
+    """An Optuna callback printing one line per finished trial of this worker."""
     from optuna.trial import TrialState
 
-    import cifarlab
+    total = len(spec.trials) or spec.budget
 
-    study = open_study(spec, storage_url, create=False)
-    data = cifarlab.load_dataset(spec.compose({}).data.path, progress=progress)
-    objective = _objective(spec, sweep_dir, data, progress)
-    logging.getLogger("optuna").setLevel(logging.ERROR)  # a pruned or failed trial is reported by us
+    def announce(study, trial) -> None:
+        if trial.state == TrialState.FAIL:  # a duplicate that stepped aside: nothing ran
+            return
+        seconds = trial.duration.total_seconds() if trial.duration else 0.0
+        if trial.user_attrs.get("diverged"):
+            outcome = "diverged"
+        elif trial.state == TrialState.PRUNED:
+            last = trial.last_step
+            outcome = f"pruned after epoch {last} (val acc {trial.intermediate_values[last]:.2%})" \
+                if last is not None else "pruned"
+        else:
+            outcome = f"val acc {trial.value:.2%}"
+        done = len(study_mod.finished_by_slot(study))
+        print(f"[{done}/{total}] {trial.user_attrs.get('label')}: {outcome} in {seconds:.1f}s", flush=True)
+
+    return announce
+
+
+def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str, *, verbose: bool = False) -> None:
+    """Take trials from the study until every slot is done (or the sampler's budget is spent)."""
+    study = study_mod.open_study(spec, storage_url)
+    lock = study_mod.QueueLock(storage_url)
+    objective = _Objective(spec, Path(sweep_dir), study, lock, verbose)
+    announce = _announcer(spec)
     while True:
-        fail_stale_trials(study)  # trials of dead workers go back to the queue
-        states = [t.state for t in study.get_trials(deepcopy=False)]
-        waiting, running = states.count(TrialState.WAITING), states.count(TrialState.RUNNING)
-        if spec.trials:
-            if waiting == 0 and running == 0:
-                return
-            if waiting == 0:  # another worker's trial: wait for it to finish or go stale
-                time.sleep(HEARTBEAT_SECONDS)
-                continue
-        else:
-            done = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states)
-            if done >= spec.budget:
-                return
-        t0 = time.perf_counter()
-        study.optimize(objective, n_trials=1, catch=())
-        last = study.get_trials(deepcopy=False)[-1] if not spec.trials else None
-        _announce(study, t0, last)
+        with lock:  # held until the objective has its trial out of the queue (it releases it then)
+            study_mod.fail_dead_trials(study)
+            study_mod.top_up(study, spec)
+            step = study_mod.next_step(study, spec)
+            if step == "run":
+                study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,), callbacks=[announce])
+        if step == "done":
+            return
+        if step == "wait":  # other workers' trials are running; one may die and come back to the queue
+            time.sleep(study_mod.HEARTBEAT_SECONDS)
 
 
-def _announce(study, t0: float, last) -> None:
-    from optuna.trial import TrialState
-
-    finished = [t for t in study.get_trials(deepcopy=False)
-                if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and not t.user_attrs.get("spurious")]
-    if not finished:
-        return
-    trial = last or max(finished, key=lambda t: t.datetime_complete or t.datetime_start)
-    value = f"val acc {trial.value:.2%}" if trial.value is not None else trial.state.name.lower()
-    print(f"trial {trial.user_attrs.get('label', trial.number)}: {value} in {time.perf_counter() - t0:.1f}s",
-          flush=True)
+def exit_with_coordinator() -> None:
+    """In a worker process: be interrupted (as by Ctrl-C) when the coordinator dies, even by kill -9."""
+    parent = int(os.environ.get(PARENT_ENV, "0"))
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+    if parent and os.getppid() != parent:  # it died before the line above took effect
+        raise KeyboardInterrupt
 
 
-def run_sweep(spec: SweepSpec, sweep_dir: Path, storage_url: str | None = None, workers: int = 1,
-              progress: bool = False, worker_args: list[str] | None = None) -> SweepResult:
-    """Run (or continue) the sweep with ``workers`` processes, then write its results files."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    storage_url = storage_url or default_storage(sweep_dir)
-    open_study(spec, storage_url, create=True)
-    if workers <= 1:
-        run_worker(spec, sweep_dir, storage_url, progress)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "CIFARLAB_TORCH_THREADS": str(threads)}
-        procs = [subprocess.Popen([sys.executable, "-m", "cifarlab", "sweep", *(worker_args or []), "--worker",
-                                   "--storage", storage_url, "--out", str(sweep_dir)], env=env)
-                 for _ in range(workers)]
+def _run_workers(spec: SweepSpec, sweep_dir: Path, storage_url: str, workers: int, verbose: bool) -> None:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    env = {**os.environ, STORAGE_ENV: storage_url, PARENT_ENV: str(os.getpid()), THREADS_ENV: str(threads),
+           "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *spec.knobs.argv(), "--out", str(sweep_dir),
+               "--worker"] + (["--verbose"] if verbose else [])
+    procs = [subprocess.Popen(command, env=env) for _ in range(workers)]
+    try:
         codes = [p.wait() for p in procs]
-        if any(codes):
-            raise ConfigError(f"{sum(1 for c in codes if c)} of {workers} sweep workers failed (exit codes {codes})")
-    return collect(spec, sweep_dir, storage_url)
+    except KeyboardInterrupt:
+        # A Ctrl-C in the terminal reached the workers too; give them time to save, then pass it on.
+        deadline = time.monotonic() + 10
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise
+    failed = [c for c in codes if c]
+    if failed:
+        raise CifarlabError(f"{len(failed)} of {workers} sweep workers failed (exit codes {codes}; their errors are "
+                            "above); run the same command again to continue")
 
 
-def collect(spec: SweepSpec, sweep_dir: Path, storage_url: str) -> SweepResult:
-    """Rows of the finished trials, the results files and plots; the best trial by validation accuracy."""
+def run_sweep(spec: SweepSpec, sweep_dir: str | Path | None = None, storage: str | None = None, workers: int = 1,
+              *, verbose: bool = False) -> SweepResult:
+    """Run (or continue) a sweep with ``workers`` processes, then write its results and plots.
+
+    ``sweep_dir`` defaults to ``sweeps/<name>``; ``storage`` (an SQLAlchemy URL) to
+    SQLite in it. The storage is opened, and checked to hold this sweep, before
+    anything trains.
+    """
+    if workers < 1:
+        raise CifarlabError(f"--workers must be at least 1, got {workers}")
+    sweep_dir = Path(sweep_dir) if sweep_dir is not None else Path("sweeps") / spec.name
+    if storage is None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    storage_url = storage or study_mod.default_storage(sweep_dir)
+    study = study_mod.open_study(spec, storage_url)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_text(sweep_dir / "plan.yaml", dump(spec))
+    if workers == 1:
+        run_worker(spec, sweep_dir, storage_url, verbose=verbose)
+    else:
+        _run_workers(spec, sweep_dir, storage_url, workers, verbose)
+    return collect(spec, sweep_dir, study)
+
+
+def collect(spec: SweepSpec, sweep_dir: Path, study) -> SweepResult:
+    """Rows of the finished trials, ``results.csv``/``.md``, ``best.json`` and the plots."""
     from optuna.trial import TrialState
 
-    from cifarlab.reporting.runs import collect_run, write_results
-
-    study = open_study(spec, storage_url, create=False)
     rows = []
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED) or trial.user_attrs.get("spurious"):
-            continue
+    for slot, trial in sorted(study_mod.finished_by_slot(study).items()):
         row = collect_run(Path(trial.user_attrs["run_dir"]))
-        if row is not None:
-            row["trial"] = trial.number
-            row["pruned"] = trial.state == TrialState.PRUNED
-            rows.append(row)
-    completed = [r for r in rows if not r["pruned"] and r["val acc"] is not None]
-    best = max(completed, key=lambda r: r["val acc"]) if completed else None
-    write_results(sweep_dir, rows, best)
-    write_json(sweep_dir / "best.json", best or {})
+        if row is None:
+            continue
+        row["trial"] = slot
+        if trial.state == TrialState.PRUNED and row["status"] == "stopped":
+            row["status"] = "pruned"
+        rows.append(row)
+    best = best_row(rows)
+    write_results(sweep_dir, rows, best, title=f"Sweep {spec.name}")
     return SweepResult(sweep_dir=sweep_dir, rows=rows, best=best)
-
-
-def describe_best(best: dict[str, Any] | None) -> str:
-    """The best trial and its test accuracy, reported once, separately from the selection."""
-    if best is None:
-        return "no trial completed"
-    return (f"best trial (by validation accuracy): {best['label']}  val acc {best['val acc']:.2%}\n"
-            f"its test accuracy, reported once: {best['test acc']:.2%}  ({best['run']})")
-

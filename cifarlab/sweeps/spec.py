@@ -3,7 +3,7 @@
 A sweep file looks like::
 
     name: lr-batch
-    base: {preset: seed}            # or {config: path/to/config.yaml}
+    base: {preset: seed}            # or {config: path/to/config.yaml}, relative to the sweep file
     fixed: {train.epochs: 5}        # applied to every trial
     search:
       grid: {optim.lr: [1e-3, 5e-4], train.batch_size: [60, 128]}
@@ -12,14 +12,19 @@ A sweep file looks like::
       #    space: {optim.lr: {float: [1e-4, 1e-2], log: true}, train.batch_size: {choice: [60, 128]}}
     repeats: 1                      # seeds per configuration
     pruner: none                    # or median
+    metric: val_acc                 # the only choice: selection never looks at the test set
 
-Every trial's overrides are composed into a full config before anything trains,
-so a bad key or value fails the sweep at once, naming the file and the key.
+A trial's config is composed in layers: the base, then ``fixed``, then the
+trial's own settings, then the command line's knobs (:class:`Knobs`), which
+have the last word. Every trial is composed and validated before anything
+trains, so a bad key or value fails the sweep at once, naming the file and key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,39 +36,96 @@ from cifarlab import config as config_mod
 from cifarlab.config import Config
 from cifarlab.errors import ConfigError
 
-_TOP_KEYS = {"name", "description", "base", "fixed", "search", "repeats", "pruner", "metric"}
+_TOP_KEYS = ("name", "description", "base", "fixed", "search", "repeats", "pruner", "metric")
+_SAMPLERS = ("tpe", "random")
+
+
+@dataclass
+class Knobs:
+    """Command-line settings applied to every trial after everything in the sweep file."""
+
+    data: str | None = None
+    max_train_images: int | None = None
+    epochs: int | None = None
+    epochs_scale: float | None = None  # multiplies each trial's own epochs (rounded, at least 1)
+    val_size: int | None = None
+    repeats: int | None = None  # replaces the file's ``repeats``
+
+    def overrides(self) -> dict[str, Any]:
+        """The config keys these knobs set."""
+        data = str(Path(self.data).expanduser().resolve()) if self.data is not None else None
+        pairs = (("data.path", data), ("data.max_train_images", self.max_train_images),
+                 ("train.epochs", self.epochs), ("data.val_size", self.val_size))
+        return {key: value for key, value in pairs if value is not None}
+
+    def argv(self) -> list[str]:
+        """The same knobs as ``cifarlab sweep`` options, for worker processes."""
+        data = str(Path(self.data).expanduser().resolve()) if self.data is not None else None
+        pairs = (("--data", data), ("--max-train-images", self.max_train_images), ("--epochs", self.epochs),
+                 ("--epochs-scale", self.epochs_scale), ("--val-size", self.val_size), ("--repeats", self.repeats))
+        return [arg for flag, value in pairs if value is not None for arg in (flag, str(value))]
 
 
 @dataclass
 class Trial:
-    """One run of a sweep: a configuration (``group``) and, with repeats, one of its seeds."""
+    """One planned run: a configuration (``group``) and, with repeats, one of its seeds."""
 
     index: int
     label: str
     group: str
-    overrides: dict[str, Any]
+    overrides: dict[str, Any]  # the trial's own settings (and its seed when repeated)
     writeup_accuracy: float | None = None
 
 
 @dataclass
 class SweepSpec:
-    """A parsed sweep file."""
+    """A parsed, validated sweep file with the command line's knobs folded in."""
 
     name: str
-    path: str
+    source: str  # the sweep file's path (shipped sweeps: inside the package)
     preset: str | None
     config_file: str | None
     fixed: dict[str, Any]
     kind: str  # grid | runs | tpe | random
-    trials: list[Trial] = field(default_factory=list)  # grid and runs: the full list
+    knobs: Knobs = field(default_factory=Knobs)
+    trials: list[Trial] = field(default_factory=list)  # grid and runs: the full plan
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # samplers
     budget: int = 0  # samplers: number of trials
     repeats: int = 1
     pruner: str = "none"
 
+    def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """Every key a trial sets over its base config: ``fixed``, the trial's own, the knobs, scaled epochs."""
+        layered: dict[str, Any] = {}
+        for layer in (self.fixed, overrides, self.knobs.overrides()):
+            for key, value in layer.items():
+                layered.pop(key, None)  # re-insert, so that a later layer is also applied later
+                layered[key] = value
+        if self.knobs.epochs_scale is not None:
+            epochs = config_mod.compose(self.preset, self.config_file, layered).train.epochs
+            layered["train.epochs"] = max(1, round(epochs * self.knobs.epochs_scale))
+        return layered
+
     def compose(self, overrides: dict[str, Any]) -> Config:
-        """The full config of a trial: base, then ``fixed``, then the trial's own overrides."""
-        return config_mod.compose(self.preset, self.config_file, {**self.fixed, **overrides})
+        """The full config of a trial with these own settings."""
+        return config_mod.compose(self.preset, self.config_file, self.resolve(overrides))
+
+    def plan(self) -> list[str]:
+        """One fingerprint per planned trial (samplers: of the base and space), to detect a changed sweep.
+
+        ``data.path`` is left out: workers on several machines see one dataset at different paths.
+        """
+        def digest(obj: Any) -> str:
+            return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+        def config_of(overrides: dict[str, Any]) -> dict[str, Any]:
+            cfg = self.compose(overrides).to_dict()
+            cfg["data"].pop("path")
+            return cfg
+
+        if self.trials:
+            return [digest([t.label, config_of(t.overrides)]) for t in self.trials]
+        return [digest([self.kind, self.space, self.pruner, config_of({})])]
 
 
 def list_sweeps() -> list[str]:
@@ -72,15 +134,55 @@ def list_sweeps() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def resolve(path_or_name: str) -> Path:
-    """A sweep file path, or the shipped sweep of that name."""
+def resolve_sweep_file(path_or_name: str | Path) -> Path:
+    """A sweep file's path, or the shipped sweep of that name."""
     path = Path(path_or_name)
     if path.is_file():
-        return path
+        return path.resolve()
     shipped = resources.files("cifarlab") / "sweeps" / f"{path_or_name}.yaml"
     if shipped.is_file():
         return Path(str(shipped))
     raise ConfigError(f"{path_or_name}: no such sweep file or shipped sweep (shipped: {', '.join(list_sweeps())})")
+
+
+def load_sweep(path_or_name: str | Path, knobs: Knobs | None = None) -> SweepSpec:
+    """Parse a sweep file (or shipped sweep name), expand its trials and validate every one."""
+    knobs = knobs or Knobs()
+    if knobs.epochs is not None and knobs.epochs_scale is not None:
+        raise ConfigError("--epochs and --epochs-scale both set the epochs; give one")
+    if knobs.epochs_scale is not None and not knobs.epochs_scale > 0:
+        raise ConfigError(f"--epochs-scale must be positive, got {knobs.epochs_scale}")
+    path = resolve_sweep_file(path_or_name)
+    where = str(path)
+    raw = config_mod.parse_yaml(path.read_text(), where)
+    for key in raw:
+        if key not in _TOP_KEYS:
+            raise ConfigError(f"{where}: unknown key '{key}' (sweep keys: {', '.join(_TOP_KEYS)})")
+    preset, config_file = _base(raw.get("base", {}), where, path.parent)
+    repeats = raw.get("repeats", 1) if knobs.repeats is None else knobs.repeats
+    if not _is_int(repeats) or repeats < 1:
+        source = "--repeats" if knobs.repeats is not None else f"{where}: key 'repeats'"
+        raise ConfigError(f"{source} must be a positive integer, got {repeats!r}")
+    pruner = raw.get("pruner", "none")
+    if pruner not in ("none", "median"):
+        raise ConfigError(f"{where}: key 'pruner' must be none or median, got {pruner!r}")
+    if raw.get("metric", "val_acc") != "val_acc":
+        raise ConfigError(f"{where}: key 'metric' must be val_acc (trials are never selected on the test set), "
+                          f"got {raw['metric']!r}")
+    name = raw.get("name", path.stem)
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ConfigError(f"{where}: key 'name' must be a non-empty string without '/', got {name!r}")
+    spec = SweepSpec(name=name, source=where, preset=preset, config_file=config_file,
+                     fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", knobs=knobs,
+                     repeats=repeats, pruner=pruner)
+    config_mod.compose(preset, config_file)  # a broken base is reported as itself, naming its file or preset
+    _parse_search(spec, _mapping(raw.get("search"), where, "search"), where)
+    _validate(spec, where)
+    return spec
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _mapping(value: Any, where: str, key: str) -> dict[str, Any]:
@@ -89,107 +191,88 @@ def _mapping(value: Any, where: str, key: str) -> dict[str, Any]:
     return value
 
 
+def _base(base: Any, where: str, folder: Path) -> tuple[str | None, str | None]:
+    base = _mapping(base, where, "base")
+    for key in base:
+        if key not in ("preset", "config"):
+            raise ConfigError(f"{where}: unknown key 'base.{key}' (use preset or config)")
+    if "preset" in base and "config" in base:
+        raise ConfigError(f"{where}: key 'base' takes a preset or a config file, not both")
+    preset, config_file = base.get("preset"), base.get("config")
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"{where}: key 'base.preset' must be a preset name, got {preset!r}")
+    if config_file is not None:
+        if not isinstance(config_file, str):
+            raise ConfigError(f"{where}: key 'base.config' must be a file path, got {config_file!r}")
+        config_file = str((folder / config_file).resolve())
+    return preset, config_file
+
+
 def _slug(overrides: dict[str, Any]) -> str:
+    """A short label from a trial's settings: ``lr=0.001,batch_size=60``."""
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items()) or "base"
 
 
-def load_sweep(path_or_name: str, extra: dict[str, Any] | None = None, *, epochs_scale: float | None = None,
-               repeats: int | None = None) -> SweepSpec:
-    """Parse and validate a sweep file.
-
-    ``extra`` overrides are added to ``fixed`` (the CLI's knobs), ``epochs_scale``
-    multiplies every trial's epochs (at least 1), ``repeats`` replaces the file's.
-    """
-    path = resolve(path_or_name)
-    where = str(path)
-    raw = config_mod.parse_yaml(path.read_text(), where)
-    unknown = sorted(set(raw) - _TOP_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}' (sweep keys: {', '.join(sorted(_TOP_KEYS))})")
-    base = _mapping(raw.get("base", {}), where, "base")
-    config_file = base.get("config")
-    if config_file is not None:
-        config_file = str((path.parent / config_file).resolve())
-    repeats = raw.get("repeats", 1) if repeats is None else repeats
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-        raise ConfigError(f"{where}: key 'repeats' must be a positive integer, got {repeats!r}")
-    pruner = raw.get("pruner", "none")
-    if pruner not in ("none", "median"):
-        raise ConfigError(f"{where}: key 'pruner' must be none or median, got {pruner!r}")
-    if raw.get("metric", "val_acc") != "val_acc":
-        raise ConfigError(f"{where}: key 'metric' must be val_acc (selection never uses the test set)")
-    spec = SweepSpec(name=str(raw.get("name") or path.stem), path=where, preset=base.get("preset"),
-                     config_file=config_file, fixed={**_mapping(raw.get("fixed", {}), where, "fixed"), **(extra or {})},
-                     kind="", repeats=repeats, pruner=pruner)
-    search = _mapping(raw.get("search"), where, "search")
-    if "grid" in search:
-        spec.kind = "grid"
-        configs = _expand_grid(_mapping(search["grid"], where, "search.grid"), where)
-    elif "runs" in search:
-        spec.kind = "runs"
-        configs = _expand_runs(search["runs"], where)
-    elif "sampler" in search:
+def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
+    kinds = [k for k in ("grid", "runs", "sampler") if k in search]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where}: key 'search' needs exactly one of grid, runs or sampler")
+    allowed = {"grid": ("grid",), "runs": ("runs",), "sampler": ("sampler", "trials", "space")}[kinds[0]]
+    for key in search:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key 'search.{key}' beside search.{kinds[0]}")
+    if kinds[0] == "sampler":
         spec.kind = search["sampler"]
-        if spec.kind not in ("tpe", "random"):
+        if spec.kind not in _SAMPLERS:
             raise ConfigError(f"{where}: key 'search.sampler' must be tpe or random, got {spec.kind!r}")
         spec.space = _parse_space(_mapping(search.get("space"), where, "search.space"), where)
-        spec.budget = search.get("trials", 0)
-        if not isinstance(spec.budget, int) or spec.budget < 1:
+        spec.budget = search.get("trials")
+        if not _is_int(spec.budget) or spec.budget < 1:
             raise ConfigError(f"{where}: key 'search.trials' must be a positive integer, got {spec.budget!r}")
-        configs = []
-    else:
-        raise ConfigError(f"{where}: key 'search' needs one of grid, runs or sampler")
-    for label, overrides, acc in configs:
+        return
+    spec.kind = kinds[0]
+    configs = _expand_grid(search["grid"], where) if spec.kind == "grid" else _expand_runs(search["runs"], where)
+    for label, overrides, accuracy in configs:
+        seed = _check(spec, lambda: spec.compose(overrides), f"{where}: trial '{label}'").train.seed
         for r in range(spec.repeats):
-            run_overrides = dict(overrides)
-            if spec.repeats > 1:
-                run_overrides["train.seed"] = run_overrides.get("train.seed", 0) + r
-            run_label = label if spec.repeats == 1 else f"{label}-s{r}"
-            spec.trials.append(Trial(len(spec.trials), run_label, label, run_overrides, acc))
-    if epochs_scale is not None:
-        _scale_epochs(spec, epochs_scale)
-    _validate(spec)
-    return spec
+            own = dict(overrides)
+            if spec.repeats > 1:  # seeds counted up from the configuration's own seed
+                own["train.seed"] = seed + r
+            run_label = f"{label}-seed{own['train.seed']}" if spec.repeats > 1 else label
+            spec.trials.append(Trial(len(spec.trials), run_label, label, own, accuracy))
 
 
-def _scale_epochs(spec: SweepSpec, scale: float) -> None:
-    if scale <= 0:
-        raise ConfigError(f"--epochs-scale must be positive, got {scale}")
-    if not spec.trials:
-        spec.fixed["train.epochs"] = max(1, round(spec.compose({}).train.epochs * scale))
-    for trial in spec.trials:
-        trial.overrides["train.epochs"] = max(1, round(spec.compose(trial.overrides).train.epochs * scale))
-
-
-def _expand_grid(grid: dict[str, Any], where: str) -> list[tuple[str, dict[str, Any], None]]:
+def _expand_grid(grid: Any, where: str) -> list[tuple[str, dict[str, Any], None]]:
+    grid = _mapping(grid, where, "search.grid")
     if not grid:
-        raise ConfigError(f"{where}: key 'search.grid' is empty")
+        raise ConfigError(f"{where}: key 'search.grid' is empty: give each swept key a list of values")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: key 'search.grid.{key}' must be a non-empty list, got {values!r}")
+            raise ConfigError(f"{where}: key 'search.grid.{key}' must be a non-empty list of values, got {values!r}")
     keys = list(grid)
-    return [(_slug(dict(zip(keys, combo))), dict(zip(keys, combo)), None)
-            for combo in itertools.product(*grid.values())]
+    combos = [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
+    return [(_slug(c), c, None) for c in combos]
 
 
 def _expand_runs(runs: Any, where: str) -> list[tuple[str, dict[str, Any], float | None]]:
     if not isinstance(runs, list) or not runs:
-        raise ConfigError(f"{where}: key 'search.runs' must be a non-empty list")
+        raise ConfigError(f"{where}: key 'search.runs' must be a non-empty list of runs")
     out, labels = [], set()
     for i, run in enumerate(runs):
         run = _mapping(run, where, f"search.runs[{i}]")
-        bad = sorted(set(run) - {"label", "set", "writeup_accuracy"})
-        if bad:
-            raise ConfigError(f"{where}: unknown key 'search.runs[{i}].{bad[0]}' (use label, set, writeup_accuracy)")
+        for key in run:
+            if key not in ("label", "set", "writeup_accuracy"):
+                raise ConfigError(f"{where}: unknown key 'search.runs[{i}].{key}' (use label, set, writeup_accuracy)")
         overrides = _mapping(run.get("set", {}), where, f"search.runs[{i}].set")
         label = str(run.get("label") or _slug(overrides))
         if label in labels:
-            raise ConfigError(f"{where}: duplicate run label {label!r} in search.runs[{i}]")
+            raise ConfigError(f"{where}: key 'search.runs[{i}].label': {label!r} is used twice")
         labels.add(label)
-        acc = run.get("writeup_accuracy")
-        if acc is not None and not isinstance(acc, (int, float)):
-            raise ConfigError(f"{where}: key 'search.runs[{i}].writeup_accuracy' must be a number or null")
-        out.append((label, overrides, acc))
+        accuracy = run.get("writeup_accuracy")
+        if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
+            raise ConfigError(f"{where}: key 'search.runs[{i}].writeup_accuracy' must be a fraction in [0, 1] "
+                              f"or null, got {accuracy!r}")
+        out.append((label, overrides, accuracy))
     return out
 
 
@@ -197,45 +280,76 @@ def _parse_space(space: dict[str, Any], where: str) -> dict[str, dict[str, Any]]
     if not space:
         raise ConfigError(f"{where}: key 'search.space' is empty")
     for key, dist in space.items():
-        dist = _mapping(dist, where, f"search.space.{key}")
+        at = f"search.space.{key}"
+        dist = _mapping(dist, where, at)
         kinds = [k for k in ("float", "int", "choice") if k in dist]
         if len(kinds) != 1:
-            raise ConfigError(f"{where}: key 'search.space.{key}' needs exactly one of float, int, choice")
-        values = dist[kinds[0]]
-        if not isinstance(values, list) or not values or (kinds[0] != "choice" and len(values) != 2):
-            raise ConfigError(f"{where}: key 'search.space.{key}.{kinds[0]}' must be "
-                              + ("a non-empty list" if kinds[0] == "choice" else "[low, high]"))
+            raise ConfigError(f"{where}: key '{at}' needs exactly one of float, int, choice")
+        kind, values = kinds[0], dist[kinds[0]]
+        for extra in dist:
+            if extra not in (kind, "log"):
+                raise ConfigError(f"{where}: unknown key '{at}.{extra}' (use {kind} and log)")
+        if kind == "choice":
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"{where}: key '{at}.choice' must be a non-empty list, got {values!r}")
+            continue
+        number = _is_int if kind == "int" else (lambda v: _is_int(v) or isinstance(v, float))
+        if not isinstance(values, list) or len(values) != 2 or not all(number(v) for v in values) \
+                or not values[0] < values[1]:
+            raise ConfigError(f"{where}: key '{at}.{kind}' must be [low, high] {kind}s with low < high, got {values!r}")
+        if not isinstance(dist.get("log", False), bool) or (dist.get("log") and values[0] <= 0):
+            raise ConfigError(f"{where}: key '{at}.log' must be true or false, and true needs low > 0")
     return space
 
 
-def sample_point(spec: SweepSpec, which: str) -> dict[str, Any]:
-    """The low (``which="low"``) or high end of every range: used to validate a sampler's space."""
-    point = {}
-    for key, dist in spec.space.items():
-        if "choice" in dist:
-            point[key] = dist["choice"][0 if which == "low" else -1]
-        else:
-            point[key] = dist.get("float", dist.get("int"))[0 if which == "low" else 1]
-    return point
-
-
-def _validate(spec: SweepSpec) -> None:
-    points = [t.overrides for t in spec.trials] or [sample_point(spec, "low"), sample_point(spec, "high")]
-    for overrides in points:
-        try:
-            cfg = spec.compose(overrides)
-        except ConfigError as exc:
-            raise ConfigError(f"{spec.path}: {str(exc).split(': ', 1)[-1]} (in trial {_slug(overrides)})") from None
+def _validate(spec: SweepSpec, where: str) -> None:
+    """Compose the base, the fixed keys, the knobs and every trial: any error names its source."""
+    searched = set(spec.space) | {k for t in spec.trials for k in t.overrides if k != "train.seed"}
+    for key in spec.fixed:
+        if key in searched:
+            raise ConfigError(f"{where}: key '{key}' is both in 'fixed' and searched; keep one")
+    knobs = spec.knobs.overrides()
+    _check(spec, lambda: config_mod.compose(spec.preset, spec.config_file, knobs),
+           "command line " + " ".join(spec.knobs.argv()))
+    _check(spec, lambda: config_mod.compose(spec.preset, spec.config_file, spec.fixed), f"{where}: fixed")
+    if spec.trials:
+        points = [(t.overrides, f"{where}: trial {t.index} '{t.label}'") for t in spec.trials]
+    else:
+        points = [({key: value}, f"{where}: key 'search.space.{key}'")
+                  for key, dist in spec.space.items() for value in dist.get("choice") or dist.get("float")
+                  or dist.get("int")]
+    for overrides, source in points:
+        cfg = _check(spec, lambda: spec.compose(overrides), source)
         if cfg.data.val_size == 0:
-            raise ConfigError(f"{spec.path}: trials are ranked on validation accuracy; data.val_size must be > 0")
+            raise ConfigError(f"{source}: trials are ranked on validation accuracy, so data.val_size must be > 0")
 
 
-def dump_trials(spec: SweepSpec) -> str:
-    """The expanded trials as YAML, for ``--dry-run``."""
-    rows = [{"trial": t.index, "label": t.label, "overrides": t.overrides,
-             **({"writeup_accuracy": t.writeup_accuracy} if t.writeup_accuracy is not None else {})}
-            for t in spec.trials]
-    head = {"sweep": spec.name, "kind": spec.kind, "base": spec.preset or spec.config_file, "fixed": spec.fixed}
+def _check(spec: SweepSpec, build, source: str) -> Config:
+    """Run ``build``; a ConfigError is re-raised naming ``source`` instead of the base config."""
+    try:
+        return build()
+    except ConfigError as exc:
+        # compose names the base ("preset seed: key ..."), but the key at fault is in the sweep's own layer
+        base = spec.config_file or f"preset {spec.preset or 'seed'}"
+        message = str(exc).removeprefix(f"{base}: ")
+        raise ConfigError(f"{source}: {message}") from None
+
+
+def describe(spec: SweepSpec) -> dict[str, Any]:
+    """The expanded sweep: every trial with every key it sets (``--dry-run``)."""
+    head: dict[str, Any] = {"sweep": spec.name, "file": spec.source, "kind": spec.kind,
+                            "base": spec.preset or spec.config_file or "seed", "pruner": spec.pruner}
     if spec.space:
-        head.update(space=spec.space, trials=spec.budget)
-    return yaml.safe_dump({**head, "runs": rows}, sort_keys=False)
+        return {**head, "trials": spec.budget, "space": spec.space, "every trial sets": spec.resolve({})}
+    runs = []
+    for t in spec.trials:
+        run = {"trial": t.index, "label": t.label, "set": spec.resolve(t.overrides)}
+        if t.writeup_accuracy is not None:
+            run["writeup_accuracy"] = t.writeup_accuracy
+        runs.append(run)
+    return {**head, "trials": len(runs), "repeats": spec.repeats, "runs": runs}
+
+
+def dump(spec: SweepSpec) -> str:
+    """:func:`describe` as YAML."""
+    return yaml.safe_dump(describe(spec), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,32 @@
+"""``cifarlab inspect``: per-layer shapes, parameters, MACs and design findings of a network."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register the ``inspect`` sub-command."""
+    p = sub.add_parser("inspect", help="show a network's layers, shapes, params, MACs and design findings")
+    p.add_argument("model", metavar="MODEL|CONFIG",
+                   help="registered model name, config YAML, layer-list YAML, run directory or weights file")
+    p.add_argument("--input", default="3x32x32", metavar="CxHxW", help="input shape (default 3x32x32)")
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for activation memory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--diagram", metavar="FILE", help="also draw the layer chain to FILE (.png or .svg)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Inspect and print; a model that does not run is an error (exit 2)."""
+    from cifarlab.errors import ModelError
+    from cifarlab.inspection import draw_diagram, inspect_model
+
+    report = inspect_model(args.model, input_shape=args.input, batch=args.batch)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
+    if args.diagram:
+        draw_diagram(report, args.diagram)
+    if report.errors:
+        raise ModelError(report.errors[0].message)
+    return 0

@@ -1,0 +1,65 @@
+"""A picture of the layer chain: one box per leaf layer, output shapes on the arrows (PNG or SVG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cifarlab.errors import ModelError
+from cifarlab.fileio import atomic_path
+
+_COLORS = {"Conv": "#9ecae1", "Linear": "#fdae6b", "BatchNorm": "#c7e9c0", "Pool": "#dadaeb",
+           "Dropout": "#eeeeee", "Flatten": "#eeeeee"}
+
+
+def _color(kind: str) -> str:
+    for key, color in _COLORS.items():
+        if key in kind:
+            return color
+    return "#fff7bc"  # activations and anything else
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(s) for s in shape) if shape is not None else "?"
+
+
+def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
+    """Draw ``report`` (an :class:`InspectReport`) to ``path``; the format follows the extension."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg"):
+        raise ModelError(f"{path}: diagram must be a .png or .svg file")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    rows = report.rows
+    ncol = max(1, -(-len(rows) // per_column))
+    nrow = min(len(rows), per_column) + 1
+    fig, ax = plt.subplots(figsize=(3.6 * ncol, 0.55 * nrow + 0.6))
+    ax.set_xlim(0, 3.6 * ncol)
+    ax.set_ylim(-nrow, 1)
+    ax.axis("off")
+    ax.set_title(f"{report.model_name}: {report.params:,} params, {report.macs / 1e6:.1f} M MACs", fontsize=9)
+    bad = {f.layer for f in report.errors}
+
+    def pos(i: int) -> tuple[float, float]:
+        return 3.6 * (i // per_column) + 0.3, -(i % per_column) - 0.5
+
+    x0, _ = pos(0)
+    ax.text(x0 + 1.4, 0.25, f"input {_fmt(report.input_shape)}", ha="center", va="center", fontsize=7)
+    for i, r in enumerate(rows):
+        x, y = pos(i)
+        edge = "#c00" if r.name in bad else "#444"
+        ax.add_patch(FancyBboxPatch((x, y - 0.18), 2.8, 0.36, boxstyle="round,pad=0.02",
+                                    facecolor=_color(r.type), edgecolor=edge))
+        ax.text(x + 1.4, y, f"{r.name}  ({r.type})", ha="center", va="center", fontsize=7)
+        if i + 1 < len(rows) and (i + 1) % per_column:
+            ax.annotate("", xy=(x + 1.4, y - 0.82), xytext=(x + 1.4, y - 0.18),
+                        arrowprops={"arrowstyle": "->", "color": "#444", "lw": 0.8})
+        ax.text(x + 1.5, y - 0.5, _fmt(r.output_shape), ha="left", va="center", fontsize=6, color="#333")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,105 @@
+"""Design checks on a traced network: errors (it does not run) and warnings (it runs, but ...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import torch.nn as nn
+
+from cifarlab.inspection.trace import LayerRow, TraceFailure
+
+_ACTIVATIONS = {"ReLU", "ReLU6", "GELU", "SiLU", "LeakyReLU", "ELU", "PReLU", "Mish", "Hardswish",
+                "Sigmoid", "Tanh", "SELU", "CELU"}
+_BATCHNORMS = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d"}
+_GLOBAL_POOLS = {"AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d"}
+_SPATIAL = {"Conv2d", "MaxPool2d", "AvgPool2d", "Conv1d", "Conv3d"}
+
+
+@dataclass
+class Finding:
+    """One problem: ``level`` is ``error`` or ``warning``; ``layer`` names where."""
+
+    level: str
+    layer: str
+    message: str
+    code: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "code": self.code, "layer": self.layer, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.message}"
+
+
+def _fmt(shape) -> str:
+    return "x".join(str(s) for s in shape) if shape is not None else "?"
+
+
+def failure_finding(failure: TraceFailure) -> Finding:
+    """An error finding for a layer that raised: both shapes and, for a linear, what would fit."""
+    m, inp = failure.module, failure.input_shape
+    where = f"layer {failure.name} ({failure.type})"
+    if isinstance(m, nn.Linear) and inp is not None:
+        n = 1
+        for s in inp:
+            n *= s
+        if len(inp) == 1:
+            msg = (f"{where} expects in-features {m.in_features} but gets {_fmt(inp)}; "
+                   f"in-features {inp[0]} would fit")
+        else:
+            msg = (f"{where} expects in-features {m.in_features} but gets the unflattened {_fmt(inp)}; "
+                   f"flatten first (in-features {n} would fit)")
+        return Finding("error", failure.name, msg, "shape-mismatch")
+    if isinstance(m, nn.modules.conv._ConvNd) and inp is not None:
+        expect = f"{m.in_channels}xHxW" if len(inp) == 3 else f"{m.in_channels} channels"
+        msg = (f"{where} expects {expect} (kernel {_fmt(m.kernel_size)}) but gets {_fmt(inp)}: "
+               f"{failure.message}")
+        if len(inp) == 3 and inp[0] != m.in_channels:
+            msg += f"; in-channels {inp[0]} would fit"
+        return Finding("error", failure.name, msg, "shape-mismatch")
+    if isinstance(m, nn.modules.batchnorm._BatchNorm) and inp is not None:
+        msg = f"{where} expects {m.num_features} channels but gets {_fmt(inp)}; {inp[0]} would fit"
+        return Finding("error", failure.name, msg, "shape-mismatch")
+    return Finding("error", failure.name, f"{where} fails on input {_fmt(inp)}: {failure.message}", "fails")
+
+
+def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
+    """Warnings from the execution order of leaf layers."""
+    out: list[Finding] = []
+    bn_after = [(prev, row) for prev, row in pairwise(rows)
+                if row.type in _BATCHNORMS and prev.type in _ACTIVATIONS]
+    if bn_after:
+        prev, row = bn_after[0]
+        more = f" (and {len(bn_after) - 1} more: {', '.join(r.name for _, r in bn_after[1:])})" if len(bn_after) > 1 else ""
+        out.append(Finding("warning", row.name,
+                           f"BatchNorm {row.name} comes after the activation {prev.name} ({prev.type}){more}; "
+                           "the usual order is conv -> BatchNorm -> activation", "bn-after-activation"))
+    for prev, row in pairwise(rows):
+        if row.type in _BATCHNORMS and prev.type.startswith("Dropout"):
+            out.append(Finding("warning", row.name,
+                               f"dropout {prev.name} comes right before BatchNorm {row.name}; the statistics "
+                               "BatchNorm learns in training differ from those at test time (variance shift)",
+                               "dropout-before-bn"))
+    for i, row in enumerate(rows):
+        shp, inp = row.output_shape, row.input_shape
+        if shp is None or len(shp) != 3 or shp[1:] != (1, 1) or inp is None or len(inp) != 3 or inp[1:] == (1, 1):
+            continue
+        later_spatial = any(r.type in _SPATIAL for r in rows[i + 1:])
+        if row.type in _GLOBAL_POOLS and not later_spatial:
+            continue  # a global pool right before the head is by design
+        out.append(Finding("warning", row.name,
+                           f"spatial size collapses to 1x1 at {row.name} ({row.type}: {_fmt(inp)} -> {_fmt(shp)}) "
+                           "before the head; later layers see no spatial structure", "spatial-collapse"))
+        break
+    if total_params > 0:
+        for row in rows:
+            if row.type == "Linear":
+                own = row.params_trainable + row.params_frozen
+                if own > total_params / 2:
+                    out.append(Finding("warning", row.name,
+                                       f"linear layer {row.name} holds {own:,} of {total_params:,} parameters "
+                                       f"({100 * own / total_params:.0f}%); a smaller pooled input would "
+                                       "shrink it", "linear-dominates"))
+    return out

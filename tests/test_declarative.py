@@ -1,0 +1,109 @@
+"""Declarative YAML models: the seed spec, seedlike, and one-line errors naming the layer."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+import torch
+import yaml
+
+from cifarlab.config import ModelConfig
+from cifarlab.errors import ModelError
+from cifarlab.models import build_model, create_model
+from cifarlab.models.declarative import build_from_layers, build_layers
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _seed_spec() -> list:
+    return yaml.safe_load((resources.files("cifarlab") / "models" / "specs" / "seed.yaml").read_text())
+
+
+def _randomize_bn(model: torch.nn.Module) -> None:
+    gen = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+
+
+def test_seed_spec_matches_registered_seed():
+    seed = create_model("seed").eval()
+    _randomize_bn(seed)
+    spec = build_from_layers(_seed_spec()).eval()
+    assert _params(spec) == _params(seed) == 2_753_546
+    assert list(spec.state_dict()) == list(seed.state_dict())
+    spec.load_state_dict(seed.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(spec(x), seed(x))
+
+
+def test_seedlike_default_is_the_seed():
+    seed = create_model("seed").eval()
+    like = create_model("seedlike").eval()
+    assert [(k, v.shape) for k, v in like.state_dict().items()] == [(k, v.shape) for k, v in seed.state_dict().items()]
+    like.load_state_dict(seed.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(like(x), seed(x))
+
+
+def test_seedlike_grows_and_shrinks():
+    deep = create_model("seedlike", conv=12, fc=5, width=16)
+    assert deep(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    assert deep.conv12.out_channels == 512 and deep.fc1.in_features == 2048 and deep.fc4.out_features == 64
+    small = create_model("seedlike", conv=1, fc=1, dropout=0.0, batchnorm=False, num_classes=3)
+    assert [n for n, _ in small.named_children()] == ["conv1", "relu1", "pool", "flatten", "fc1"]
+    assert small(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_inline_config_with_residual_and_default_names():
+    layers = [
+        {"conv": {"out": 8, "kernel": 3, "padding": 1, "bias": False}}, "batchnorm", {"leakyrelu": {"slope": 0.1}},
+        {"residual": [{"conv": {"out": 8, "kernel": 3, "padding": 1, "groups": 2}}, "gelu"]},
+        {"maxpool": {"kernel": 2}}, {"avgpool": {"kernel": 2, "name": "down"}}, "silu",
+        {"adaptiveavgpool": {"size": [2, 2]}}, {"dropout": {"p": 0.2}}, "flatten",
+        {"linear": {"in": 32, "out": 5}},
+    ]
+    model = build_model(ModelConfig(layers=layers))
+    names = [n for n, _ in model.named_children()]
+    assert names == ["conv1", "bn1", "leakyrelu1", "res1", "pool1", "down", "silu1", "pool2", "dropout1",
+                     "flatten1", "fc1"]
+    assert model.res1.body.conv2.groups == 2
+    assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([{"convv": {"out": 8}}], "layer 1: unknown layer type 'convv' (did you mean 'conv'?)"),
+    ([{"conv": {"kernel": 3}}], "layer 1 (conv conv1): missing field 'out'"),
+    ([{"conv": {"out": 8, "kernel": 3, "strid": 2}}], "layer 1 (conv conv1): unknown field 'strid'"),
+    ([{"conv": {"out": -8, "kernel": 3}}], "layer 1 (conv conv1): field 'out' must be >= 1, got -8"),
+    ([{"maxpool": {"kernel": 2, "padding": -1}}], "layer 1 (maxpool pool1): field 'padding' must be >= 0"),
+    ([{"conv": {"out": 8, "kernel": 40}}], "layer 1 (conv conv1): kernel 40x40 is larger than the incoming 32x32"),
+    ([{"conv": {"out": 8, "kernel": 3}}, {"linear": {"out": 10}}],
+     ("layer 2 (linear fc1): the incoming shape 8x30x30 is not flat; add '- flatten' before it "
+      "(then in-features 7200 would fit)")),
+    ([{"residual": [{"conv": {"out": 4, "kernel": 3}}]}],
+     "layer 1 (residual res1): the residual body changes the shape from 3x32x32 to 4x30x30"),
+    (["flatten", {"conv": {"out": 4, "kernel": 3}}], "layer 2 (conv conv1): needs an image input CxHxW"),
+    ([{"relu": {}, "name": "a"}, {"relu": {}, "name": "a"}], "layer 2 (relu a): the name 'a' is already used"),
+])
+def test_errors_name_the_layer(layers, message):
+    with pytest.raises(ModelError) as info:
+        build_from_layers(layers)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_linear_in_features_mismatch_message():
+    layers = _seed_spec()
+    layers[18] = {"linear": {"in": 4096, "out": 512}}  # fc1, unnamed: default name fc1
+    with pytest.raises(ModelError, match=r"^layer 19 \(linear fc1\): in-features 4096 do not match the incoming "
+                                         r"512x2x2=2048; in-features 2048 would fit$"):
+        build_from_layers(layers)
+    model, errors, _ = build_layers(layers, lenient=True)  # inspection builds it anyway
+    assert len(errors) == 1 and model.fc1.in_features == 4096
