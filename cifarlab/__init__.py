@@ -29,6 +29,8 @@ _API = {
     "list_models": "cifarlab.models",
     "load_dataset": "cifarlab.data",
     "sweep": "cifarlab.sweeps",
+    "SweepResult": "cifarlab.sweeps",
+    "collect_runs": "cifarlab.reporting",
     "inspect": "cifarlab.inspection",
     "export": "cifarlab.export",
 }

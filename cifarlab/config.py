@@ -40,6 +40,7 @@ class DataConfig:
     path: str | None = None  # official archive/folder, ImageFolder tree/archive, or None = download
     val_size: int = 5000  # class-stratified validation images held out of the training set
     max_train_images: int | None = None  # class-stratified subsample of the training split
+    max_test_images: int | None = None  # class-stratified subsample of the test set (quick CPU comparisons)
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -354,9 +355,9 @@ def validate(cfg: Config, where: str = "config") -> None:
     for key in _FRACTIONS:
         if not 0 <= _get(cfg, key) < 1:
             raise ConfigError(f"{where}: key '{key}' must be in [0, 1), got {_get(cfg, key)!r}")
-    mtr = cfg.data.max_train_images
-    if mtr is not None and mtr < 10:
-        raise ConfigError(f"{where}: key 'data.max_train_images' must be at least 10, got {mtr}")
+    for key in ("data.max_train_images", "data.max_test_images"):
+        if _get(cfg, key) is not None and _get(cfg, key) < 10:
+            raise ConfigError(f"{where}: key '{key}' must be at least 10, got {_get(cfg, key)}")
     for key in ("data.mean", "data.std", "optim.betas"):
         expected = 2 if key == "optim.betas" else 3
         if len(_get(cfg, key)) != expected:

@@ -73,8 +73,12 @@ def test_inline_config_with_residual_and_default_names():
     names = [n for n, _ in model.named_children()]
     assert names == ["conv1", "bn1", "leakyrelu1", "res1", "pool1", "down", "silu1", "pool2", "dropout1",
                      "flatten1", "fc1"]
-    assert model.res1.body.conv2.groups == 2
-    assert model(torch.zeros(2, 3, 16, 16)).shape == (2, 5)
+    assert model.res1.conv2.groups == 2 and "res1.conv2.weight" in model.state_dict()
+    x = torch.randn(2, 3, 16, 16)
+    assert model(x).shape == (2, 5)
+    with torch.no_grad():  # the block adds its input back
+        h = model.leakyrelu1(model.bn1(model.conv1(x)))
+        assert torch.allclose(model.res1(h), h + model.res1.gelu1(model.res1.conv2(h)))
 
 
 @pytest.mark.parametrize("layers, message", [
@@ -97,6 +101,20 @@ def test_errors_name_the_layer(layers, message):
         build_from_layers(layers)
     assert str(info.value).startswith(message)
     assert "\n" not in str(info.value)
+
+
+def test_lenient_build_records_nested_errors_by_module_name():
+    layers = [{"conv": {"out": 4, "kernel": 3, "padding": 1}},
+              {"residual": ["relu", {"conv": {"out": 8, "kernel": 3, "padding": 1, "name": "widen"}}]},
+              "flatten", {"linear": {"in": 100, "out": 2}}]
+    model, errors, out_shape = build_layers(layers, (3, 8, 8), lenient=True)
+    assert [e.layer for e in errors] == ["res1", "fc1"]
+    assert str(errors[0]).startswith("layer 2 (residual res1): the residual body changes the shape from 4x8x8 to 8x8x8")
+    assert str(errors[1]) == ("layer 4 (linear fc1): in-features 100 do not match the incoming 4x8x8=256; "
+                              "in-features 256 would fit")
+    assert isinstance(model.res1.widen, torch.nn.Conv2d) and out_shape == (2,)
+    with pytest.raises(ModelError, match=r"^layer 2\.1 \(relu relu1\): unknown field 'slope'"):
+        build_layers([{"conv": {"out": 4, "kernel": 3}}, {"residual": [{"relu": {"slope": 1}}]}], lenient=True)
 
 
 def test_linear_in_features_mismatch_message():

@@ -12,6 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
     p.add_argument("--opset", type=int, default=14, metavar="N", help="ONNX opset (default 14)")
     p.add_argument("--out", metavar="FILE", help="output file (default: model.onnx / model.pt beside the weights)")
+    p.add_argument("--allow-any-op", action="store_true",
+                   help="accept ONNX ops outside the MATLAB importer allow-list (they are listed as a warning)")
     p.set_defaults(func=run)
 
 
@@ -19,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     """Export, verify and print the preprocessing and the op list."""
     from cifarlab.export import export_model
 
-    result = export_model(args.path, format=args.format, opset=args.opset, out=args.out)
+    result = export_model(args.path, format=args.format, opset=args.opset, out=args.out,
+                          allow_any_op=args.allow_any_op)
     print(result.describe())
     return 0

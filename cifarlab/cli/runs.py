@@ -1,4 +1,4 @@
-"""``cifarlab runs``: the table of runs under a folder (a sweep, or ``runs/``)."""
+"""``cifarlab runs``: the table of runs under a folder (a sweep's, or ``runs/``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``runs`` sub-command."""
-    p = sub.add_parser("runs", help="list runs with the write-up's columns plus accuracy, time, device, seed")
+    p = sub.add_parser("runs", help="list runs: the write-up's columns plus accuracies, parameters, time, device, seed",
+                       description="List every run directory under a folder (searched recursively): learning rate, "
+                                   "batch size, epochs, architecture (conv-fc), optimizer, regularization, "
+                                   "activation, normalization, validation and test accuracy (final model), "
+                                   "parameters, wall time, device, seed and status.")
     p.add_argument("root", nargs="?", default="runs", metavar="SWEEP_DIR|RUNS_DIR",
-                   help="folder searched recursively for run directories (default runs/)")
-    p.add_argument("--sort", default="val acc", metavar="KEY", help="column to sort by (default 'val acc')")
+                   help="folder searched for run directories (default runs/)")
+    p.add_argument("--sort", default="val acc", metavar="KEY",
+                   help="column to sort by, e.g. val_acc (default; best first), lr, wall_time")
     p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
     p.set_defaults(func=run)
 
@@ -20,16 +25,15 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cifarlab.errors import ConfigError
-    from cifarlab.reporting.runs import COLUMNS, collect_runs, sort_rows
+    from cifarlab.reporting.runs import collect_runs, column, columns_for, sort_rows
     from cifarlab.reporting.tables import format_rows
 
     root = Path(args.root)
+    key = column(args.sort)  # a bad key fails before the (slower) reading of every run
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder of runs")
-    if args.sort not in COLUMNS + ["run"]:
-        raise ConfigError(f"--sort {args.sort!r}: not a column; columns: {', '.join(COLUMNS)}")
     rows = collect_runs(root)
     if not rows:
         raise ConfigError(f"{root}: no run directories (with summary.json and config.yaml) found")
-    print(format_rows(sort_rows(rows, args.sort), COLUMNS, args.format))
+    print(format_rows(sort_rows(rows, key), columns_for(rows), args.format))
     return 0

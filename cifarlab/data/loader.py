@@ -22,10 +22,11 @@ def to_device_images(images: np.ndarray, device: torch.device | str) -> torch.Te
     return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
 
 
-def normalize(batch_uint8: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def normalize(batch_uint8: torch.Tensor, mean: Sequence[float] | torch.Tensor,
+              std: Sequence[float] | torch.Tensor) -> torch.Tensor:
     """uint8 ``(B, C, H, W)`` -> float32 scaled to 0..1, then ``(x - mean) / std`` per channel."""
-    mean_t = torch.tensor(mean, device=batch_uint8.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=batch_uint8.device).view(1, -1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=batch_uint8.device).view(1, -1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32, device=batch_uint8.device).view(1, -1, 1, 1)
     return batch_uint8.float().div_(255.0).sub_(mean_t).div_(std_t)
 
 
@@ -55,7 +56,9 @@ class DeviceLoader:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         self.images, self.labels = images, labels
         self.batch_size = batch_size
-        self.mean, self.std = list(mean), list(std)
+        # Built once: making them per batch costs as much as normalising a small batch.
+        self.mean = torch.tensor(list(mean), dtype=torch.float32, device=images.device)
+        self.std = torch.tensor(list(std), dtype=torch.float32, device=images.device)
         self.augment = augment
         self.shuffle, self.drop_last = shuffle, drop_last
         self.generator = generator or torch.Generator(device=images.device)

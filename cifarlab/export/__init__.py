@@ -1,11 +1,46 @@
-"""Export trained models to ONNX or TorchScript, verified against PyTorch before the file appears."""
+"""Export trained models to ONNX (MATLAB, Netron, onnxruntime) or TorchScript, verified before the file appears.
 
-from cifarlab.export.onnx import (
-    MATLAB_OPS,
-    ExportResult,
-    export_model,
-    export_onnx,
-    export_torchscript,
-)
+>>> from cifarlab.export import export_model
+>>> result = export_model("runs/seed-0")        # -> runs/seed-0/model.onnx, opset 14
+>>> print(result.describe())                    # parity, preprocessing, classes, ops
+"""
 
-__all__ = ["MATLAB_OPS", "ExportResult", "export_model", "export_onnx", "export_torchscript"]
+from __future__ import annotations
+
+from pathlib import Path
+
+from cifarlab.errors import ModelError
+from cifarlab.export.common import PARITY_IMAGES, TOLERANCE, ExportResult, preprocessing_record
+from cifarlab.export.onnx import MATLAB_MAX_OPSET, MATLAB_OPS, check_opset, export_onnx
+from cifarlab.export.torchscript import export_torchscript
+
+__all__ = ["MATLAB_MAX_OPSET", "MATLAB_OPS", "PARITY_IMAGES", "TOLERANCE", "ExportResult", "export_model",
+           "export_onnx", "export_torchscript"]
+
+_SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+def export_model(path: str | Path, format: str = "onnx", opset: int = 14, out: str | Path | None = None,
+                 allow_any_op: bool = False) -> ExportResult:
+    """Export the trained model at ``path`` (run directory or weights file) as ``onnx`` or ``torchscript``.
+
+    ``out`` defaults to ``model.onnx`` / ``model.pt`` beside the weights file.
+    ``opset`` applies to ONNX (default 14, what MATLAB's importer fully supports).
+    ``allow_any_op`` accepts ONNX ops outside :data:`MATLAB_OPS` (they are still
+    listed in ``ExportResult.unsupported_ops``). Every failed check raises
+    :class:`~cifarlab.errors.ModelError` and leaves no file.
+    """
+    from cifarlab.training.checkpoint import load_trained
+
+    if format not in _SUFFIX:
+        raise ModelError(f"unknown export format {format!r}; use onnx or torchscript")
+    if format == "onnx":
+        check_opset(opset)  # before loading anything
+    trained = load_trained(path)
+    shape = (3, 32, 32)  # the CIFAR-10 input every cifarlab model is trained on
+    preprocessing = preprocessing_record(trained.mean, trained.std, trained.classes, shape)
+    target = Path(out) if out is not None else trained.path.parent / f"model{_SUFFIX[format]}"
+    if format == "onnx":
+        return export_onnx(trained.model, target, preprocessing, opset=opset, input_shape=shape,
+                           allow_any_op=allow_any_op)
+    return export_torchscript(trained.model, target, preprocessing, input_shape=shape)

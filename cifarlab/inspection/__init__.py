@@ -1,7 +1,7 @@
 """Look at a network before training it: shapes, parameters, MACs, memory and design findings.
 
 >>> from cifarlab.inspection import inspect_model
->>> report = inspect_model("seed")          # or an nn.Module, a config YAML, a layer-list YAML
+>>> report = inspect_model("seed")          # or an nn.Module, a Config, a layer list, a YAML file, a run
 >>> print(report.format_table())            # report.to_dict() for JSON; shows as HTML in notebooks
 """
 

@@ -1,4 +1,9 @@
-"""A picture of the layer chain: one box per leaf layer, output shapes on the arrows (PNG or SVG)."""
+"""A picture of the layer chain: one box per leaf layer, output shapes on the arrows (PNG or SVG).
+
+Declarative residual blocks get their identity path drawn beside the chain,
+ending in a "+" where it is added back; layers with an error finding have a red
+outline. Drawn with matplotlib, so no graphviz binary is needed.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,19 @@ def _color(kind: str) -> str:
 
 def _fmt(shape) -> str:
     return "x".join(str(s) for s in shape) if shape is not None else "?"
+
+
+def _draw_skip(ax, pos, block: str, first: int, last: int, per_column: int) -> None:
+    """The identity path of a residual block: from above its first layer to a "+" below its last."""
+    (x, top), (_, bottom) = pos(first), pos(last)
+    if first // per_column != last // per_column:  # split across columns: label the merge only
+        top = bottom
+    y0, y1, lane = top + 0.32, bottom - 0.32, x + 3.0
+    ax.plot([x + 1.4, lane, lane], [y0, y0, y1], color="#2b6", lw=0.9)
+    ax.annotate("", xy=(x + 1.48, y1), xytext=(lane, y1), arrowprops={"arrowstyle": "->", "color": "#2b6", "lw": 0.9})
+    ax.text(x + 1.4, y1, "+", ha="center", va="center", fontsize=7, color="#2b6", fontweight="bold",
+            bbox={"boxstyle": "circle,pad=0.1", "facecolor": "white", "edgecolor": "#2b6", "lw": 0.9})
+    ax.text(lane + 0.08, (y0 + y1) / 2, block, rotation=90, ha="left", va="center", fontsize=6, color="#2b6")
 
 
 def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
@@ -59,6 +77,8 @@ def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
             ax.annotate("", xy=(x + 1.4, y - 0.82), xytext=(x + 1.4, y - 0.18),
                         arrowprops={"arrowstyle": "->", "color": "#444", "lw": 0.8})
         ax.text(x + 1.5, y - 0.5, _fmt(r.output_shape), ha="left", va="center", fontsize=6, color="#333")
+    for block, first, last in report.residuals:
+        _draw_skip(ax, pos, block, first, last, per_column)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=120)
     plt.close(fig)

@@ -53,11 +53,13 @@ def failure_finding(failure: TraceFailure) -> Finding:
                    f"flatten first (in-features {n} would fit)")
         return Finding("error", failure.name, msg, "shape-mismatch")
     if isinstance(m, nn.modules.conv._ConvNd) and inp is not None:
-        expect = f"{m.in_channels}xHxW" if len(inp) == 3 else f"{m.in_channels} channels"
-        msg = (f"{where} expects {expect} (kernel {_fmt(m.kernel_size)}) but gets {_fmt(inp)}: "
-               f"{failure.message}")
-        if len(inp) == 3 and inp[0] != m.in_channels:
+        expect = f"{m.in_channels}x" + "x".join("DHW"[-len(m.kernel_size):])
+        msg = f"{where} expects {expect} (kernel {_fmt(m.kernel_size)}) but gets {_fmt(inp)}"
+        # A wrong number of dimensions needs no more words than the two shapes.
+        if len(inp) == len(m.kernel_size) + 1 and inp[0] != m.in_channels:
             msg += f"; in-channels {inp[0]} would fit"
+        elif len(inp) == len(m.kernel_size) + 1:  # channels fit, so the kernel outgrows the input: torch says how
+            msg += f": {failure.message}"
         return Finding("error", failure.name, msg, "shape-mismatch")
     if isinstance(m, nn.modules.batchnorm._BatchNorm) and inp is not None:
         msg = f"{where} expects {m.num_features} channels but gets {_fmt(inp)}; {inp[0]} would fit"
@@ -72,7 +74,8 @@ def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
                 if row.type in _BATCHNORMS and prev.type in _ACTIVATIONS]
     if bn_after:
         prev, row = bn_after[0]
-        more = f" (and {len(bn_after) - 1} more: {', '.join(r.name for _, r in bn_after[1:])})" if len(bn_after) > 1 else ""
+        others = [r.name for _, r in bn_after[1:]]
+        more = f" (and {len(others)} more: {', '.join(others)})" if others else ""
         out.append(Finding("warning", row.name,
                            f"BatchNorm {row.name} comes after the activation {prev.name} ({prev.type}){more}; "
                            "the usual order is conv -> BatchNorm -> activation", "bn-after-activation"))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch.nn as nn
 
 from cifarlab.errors import ModelError
 from cifarlab.inspection.findings import Finding, design_warnings, failure_finding
+from cifarlab.inspection.sources import resolve_model
 from cifarlab.inspection.trace import LayerRow, trace
+from cifarlab.models.declarative import Residual
 
 
 @dataclass
@@ -26,6 +27,7 @@ class InspectReport:
     params_trainable: int
     params_frozen: int
     findings: list[Finding] = field(default_factory=list)
+    residuals: list[tuple[str, int, int]] = field(default_factory=list)  # (block, first row, last row)
 
     @property
     def params(self) -> int:
@@ -49,10 +51,12 @@ class InspectReport:
 
     @property
     def errors(self) -> list[Finding]:
+        """Findings that stop the network from running."""
         return [f for f in self.findings if f.level == "error"]
 
     @property
     def warnings(self) -> list[Finding]:
+        """Design warnings: the network runs, but probably not as intended."""
         return [f for f in self.findings if f.level == "warning"]
 
     @property
@@ -74,6 +78,8 @@ class InspectReport:
                 "param_mb": round(self.param_mb, 4), "activation_mb": round(self.activation_mb, 4),
             },
             "findings": [f.to_dict() for f in self.findings],
+            "residuals": [{"block": b, "first_layer": self.rows[i].name, "last_layer": self.rows[j].name}
+                          for b, i, j in self.residuals],
             "ok": self.ok,
         }
 
@@ -94,9 +100,11 @@ class InspectReport:
         right = {3, 4, 5}
 
         def line(cells: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
-        title = f"model {self.model_name}: input {self.batch}x{_fmt(self.input_shape)} -> output {_fmt(self.output_shape)}"
+        title = (f"model {self.model_name}: input {self.batch}x{_fmt(self.input_shape)} "
+                 f"-> output {_fmt(self.output_shape)}")
         lines = [title, line(self._HEAD), line(["-" * w for w in widths])]
         lines += [line(r) for r in rows]
         lines.append(line(["-" * w for w in widths]))
@@ -142,59 +150,15 @@ def parse_shape(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
     return shape
 
 
-def _resolve(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module, str, list[str]]:
-    """(model, display name, static build errors) for any accepted source."""
-    from cifarlab.models.declarative import build_layers
-
-    if isinstance(source, nn.Module):
-        return source, type(source).__name__, []
-    if isinstance(source, list):
-        model, errors, _ = build_layers(source, input_shape, lenient=True)
-        return model, "layers", errors
-    text = str(source)
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        from cifarlab.config import compose, parse_yaml
-
-        try:
-            raw_text = path.read_text()
-        except OSError as exc:
-            raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
-        try:
-            data = yaml.safe_load(raw_text)
-        except yaml.YAMLError:
-            parse_yaml(raw_text, str(path))  # raises the config module's one-line message
-            raise
-        if isinstance(data, list):
-            try:
-                model, errors, _ = build_layers(data, input_shape, lenient=True)
-            except ModelError as exc:
-                raise ModelError(f"{path}: {exc}") from None
-            return model, path.name, errors
-        if isinstance(data, dict) and "model" not in data and "layers" in data:
-            model, errors, _ = build_layers(data["layers"], input_shape, lenient=True)
-            return model, path.name, errors
-        if not isinstance(data, dict) or "model" not in data:
-            raise ModelError(f"{path}: expected a layer list or a config with a 'model:' section")
-        cfg = compose(config_file=path)
-        if cfg.model.layers is not None:
-            try:
-                model, errors, _ = build_layers(cfg.model.layers, input_shape, lenient=True)
-            except ModelError as exc:
-                raise ModelError(f"{path}: {exc}") from None
-            return model, path.name, errors
-        from cifarlab.models import create_model
-
-        return create_model(cfg.model.name, **cfg.model.args), cfg.model.name, []
-    if path.suffix == ".safetensors" or path.is_dir():
-        from cifarlab.training.checkpoint import load_trained
-
-        return load_trained(path).model, text, []
-    from cifarlab.models import create_model
-
-    return create_model(text), text, []
+def _residual_spans(model: nn.Module, rows: list[LayerRow]) -> list[tuple[str, int, int]]:
+    """(block name, first row, last row) of each declarative residual block that ran."""
+    spans = []
+    for name, module in model.named_modules():
+        if isinstance(module, Residual):
+            inside = [i for i, r in enumerate(rows) if r.name.startswith(f"{name}.")]
+            if inside:
+                spans.append((name, inside[0], inside[-1]))
+    return spans
 
 
 def inspect_model(model_or_config: Any, input_shape: tuple[int, ...] | str = (3, 32, 32),
@@ -202,24 +166,27 @@ def inspect_model(model_or_config: Any, input_shape: tuple[int, ...] | str = (3,
     """Trace a network once and report its layers, totals and design findings.
 
     ``model_or_config``: an ``nn.Module``, a registered model name (``"seed"``),
-    a config YAML path (with a ``model:`` section), a bare layer-list YAML path,
-    a layer list, or a run directory / weights file. ``batch`` only scales the
-    activation memory; the trace itself runs one image.
+    a :class:`~cifarlab.config.Config` or ``ModelConfig``, a config mapping, a
+    layer list, a config YAML path (with a ``model:`` section), a bare
+    layer-list YAML path, or a run directory / weights file. ``input_shape`` is
+    CxHxW (a tuple or ``"3x32x32"``). ``batch`` only scales the activation
+    memory; the trace itself runs one image. A network that cannot run is
+    reported through error findings (``report.ok`` is False), not an exception;
+    a malformed source (unknown model, bad layer entry) raises :class:`ModelError`.
     """
     shape = parse_shape(input_shape)
-    if not isinstance(batch, int) or batch < 1:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
-    model, name, static_errors = _resolve(model_or_config, shape)
+    model, name, shape_errors = resolve_model(model_or_config, shape)
     rows, failure, out_shape = trace(model, shape, batch)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    findings: list[Finding] = []
-    for msg in static_errors:
-        findings.append(Finding("error", msg.split("(", 1)[-1].split(")", 1)[0].split(" ")[-1], msg, "shape-mismatch"))
-    if failure is not None:
-        finding = failure_finding(failure)
-        if not static_errors or failure.name not in {f.layer for f in findings}:
-            findings.append(finding)
+    findings = [Finding("error", e.layer, e.message, "shape-mismatch") for e in shape_errors]
+    # The declarative builder already explained a layer it knew would fail; the trace's
+    # message for the same layer would only repeat it in torch's words.
+    if failure is not None and failure.name not in {e.layer for e in shape_errors}:
+        findings.append(failure_finding(failure))
     findings += design_warnings(rows, trainable + frozen)
     return InspectReport(model_name=name, input_shape=shape, batch=batch, rows=rows, output_shape=out_shape,
-                         params_trainable=trainable, params_frozen=frozen, findings=findings)
+                         params_trainable=trainable, params_frozen=frozen, findings=findings,
+                         residuals=_residual_spans(model, rows))

@@ -1,4 +1,4 @@
-"""Shapes, parameters and MACs per leaf layer, from forward hooks on one tiny forward pass."""
+"""Shapes, parameters and MACs per leaf layer, from forward hooks on one shape-only forward pass."""
 
 from __future__ import annotations
 
@@ -37,11 +37,11 @@ class LayerRow:
 
 @dataclass
 class TraceFailure:
-    """The layer whose forward raised, with what it got."""
+    """The innermost module whose forward raised (a leaf, or a block's own code), with what it got."""
 
     name: str
     type: str
-    module: nn.Module | None
+    module: nn.Module
     input_shape: tuple[int, ...] | None
     message: str
 
@@ -83,37 +83,47 @@ def _shape(x: Any) -> tuple[int, ...] | None:
     return None
 
 
-def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
-          ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
-    """Run one batch-1 forward in eval mode without grad; return rows, a failure (or None), output shape.
+def _own_params(module: nn.Module) -> tuple[int, int]:
+    own = list(module.parameters(recurse=False))
+    return (sum(p.numel() for p in own if p.requires_grad), sum(p.numel() for p in own if not p.requires_grad))
 
-    A module called several times (ResNet's shared ReLU) gets one row per call;
-    its parameters are counted on the first.
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Shape-only stand-ins for every parameter and buffer: a forward with them computes no numbers."""
+    named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
+    return {name: torch.empty_like(t, device="meta") for name, t in named}
+
+
+def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
+         ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
+    """One batch-1 forward with hooks on every module; on the meta device if ``meta``, else on the model's.
+
+    Leaves give the rows. Containers are hooked too, so that a failure in a
+    block's own code (a residual addition of mismatched shapes) is pinned on
+    the innermost module still running, not on the whole model.
     """
-    leaves = leaf_modules(model)
-    names = {id(m): (n, m) for n, m in leaves}
+    modules = {id(m): (n or type(m).__name__, m) for n, m in model.named_modules()}
+    leaves = {id(m) for _, m in leaf_modules(model)}
+    # Counted before the pass: during a meta pass the modules hold stand-ins without requires_grad.
+    params = {key: _own_params(m) for key, (_, m) in modules.items()}
     rows: list[LayerRow] = []
-    pending: list[tuple[str, nn.Module, tuple[int, ...] | None]] = []
+    running: list[tuple[str, nn.Module, tuple[int, ...] | None]] = []
     calls: dict[int, int] = {}
-    seen_params: set[int] = set()
 
     def pre_hook(module: nn.Module, args: tuple) -> None:
-        name, _ = names[id(module)]
-        pending.append((name, module, _shape(args[0]) if args else None))
+        running.append((modules[id(module)][0], module, _shape(args[0]) if args else None))
 
     def hook(module: nn.Module, args: tuple, output: Any) -> None:
-        name, _ = names[id(module)]
-        _, _, inp = pending.pop() if pending else (name, module, None)
-        count = calls.get(id(module), 0) + 1
-        calls[id(module)] = count
-        trainable = frozen = 0
-        if id(module) not in seen_params:
-            seen_params.add(id(module))
-            for p in module.parameters(recurse=False):
-                if p.requires_grad:
-                    trainable += p.numel()
-                else:
-                    frozen += p.numel()
+        name, _, inp = running.pop()
+        if id(module) not in leaves:
+            return
+        count = calls[id(module)] = calls.get(id(module), 0) + 1
+        trainable, frozen = params[id(module)] if count == 1 else (0, 0)  # shared weights count once
         out = _shape(output)
         elems = 1
         for s in out or ():
@@ -124,39 +134,50 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
             macs=layer_macs(module, inp, out), activation_bytes=elems * 4 * batch if out is not None else 0,
         ))
 
-    handles = []
-    for _, m in leaves:
-        handles.append(m.register_forward_pre_hook(pre_hook))
-        handles.append(m.register_forward_hook(hook))
-    was_training = model.training
+    handles = [h for _, m in modules.values() for h in (m.register_forward_pre_hook(pre_hook),
+                                                         m.register_forward_hook(hook))]
     failure: TraceFailure | None = None
     out_shape = None
     try:
-        model.eval()
-        x = torch.zeros(1, *input_shape)
-        try:
-            p = next(model.parameters())
-            x = x.to(device=p.device, dtype=p.dtype)
-        except StopIteration:
-            pass
+        first = next(iter(model.parameters()), None)
+        device = "meta" if meta else (first.device if first is not None else "cpu")
+        dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+        x = torch.zeros(1, *input_shape, device=device, dtype=dtype)
         with torch.no_grad():
             try:
-                y = model(x)
+                y = torch.func.functional_call(model, _meta_state(model), (x,)) if meta else model(x)
                 out_shape = _shape(y)
             except Exception as exc:  # noqa: BLE001 - any failure inside the model is a finding
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                if pending:
-                    name, module, inp = pending[-1]
-                    failure = TraceFailure(name, type(module).__name__, module, inp, msg)
-                    own = list(module.parameters(recurse=False))
-                    rows.append(LayerRow(name=name, type=type(module).__name__, input_shape=inp, output_shape=None,
-                                         params_trainable=sum(p.numel() for p in own if p.requires_grad),
-                                         params_frozen=sum(p.numel() for p in own if not p.requires_grad),
-                                         macs=0, activation_bytes=0, ok=False))
-                else:
-                    failure = TraceFailure("<model>", type(model).__name__, None, tuple(input_shape), msg)
+                name, module, inp = running[-1] if running else (type(model).__name__, model, tuple(input_shape))
+                failure = TraceFailure(name, type(module).__name__, module, inp, _first_line(exc))
+                trainable, frozen = params[id(module)]
+                rows.append(LayerRow(name=name, type=type(module).__name__, input_shape=inp, output_shape=None,
+                                     params_trainable=trainable, params_frozen=frozen, macs=0,
+                                     activation_bytes=0, ok=False))
     finally:
         for h in handles:
             h.remove()
+    return rows, failure, out_shape
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
+          ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
+    """Trace one image through ``model`` in eval mode; return rows, a failure (or None), output shape.
+
+    The pass runs on the meta device (shapes only, no arithmetic: milliseconds,
+    whatever the input size), with shape-only copies of the weights swapped in by
+    ``torch.func.functional_call``. If it fails (an op without a meta kernel, or
+    a real shape error) one real forward of a zero image decides, and gives torch's
+    own message for the failing layer. A module called several times (ResNet's
+    shared ReLU) gets one row per call; its parameters are counted on the first.
+    The model is left in the training mode it had.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        rows, failure, out_shape = _run(model, input_shape, batch, meta=True)
+        if failure is not None:
+            rows, failure, out_shape = _run(model, input_shape, batch, meta=False)
+    finally:
         model.train(was_training)
     return rows, failure, out_shape

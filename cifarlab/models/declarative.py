@@ -17,7 +17,8 @@ A model config may describe its network inline instead of naming a registered on
 
 Each entry is a bare type (``relu``) or a one-key mapping ``type: {fields}``; any
 entry may carry ``name:`` (inside its fields or beside the type). Unnamed layers
-get ``conv1, relu1, bn1, pool1, fc1, ...``. In-channels and in-features are
+get ``conv1, relu1, bn1, pool1, fc1, ...`` (numbered across the whole network);
+a residual block's layers are its children (``res1.conv3``). In-channels and in-features are
 inferred from the tracked shape; an explicit ``in:`` on a linear layer is checked
 against it. Every problem is a :class:`ModelError` naming the layer by position,
 type and name, e.g. ``layer 7 (linear fc1): in-features 4096 do not match the
@@ -40,6 +41,7 @@ residual           a list of layers whose output shape equals its input shape
 
 from __future__ import annotations
 
+import difflib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,18 +71,28 @@ _SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "linear": (("out", "in", "bias"), ("out",), "fc"),
     "residual": ((), (), "res"),
 }
-ACTIVATIONS = ("relu", "gelu", "silu", "sigmoid", "tanh", "leakyrelu")
 
 
-class Residual(nn.Module):
-    """``x + body(x)``: the body's output shape equals its input's."""
+class Residual(nn.Sequential):
+    """``x + layers(x)``: a sequence whose output shape equals its input's.
 
-    def __init__(self, body: nn.Sequential):
-        super().__init__()
-        self.body = body
+    A ``Sequential`` subclass, so its children are named directly under the
+    block (``res1.conv3``) in state dicts, inspection rows and error messages.
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        return x + super().forward(x)
+
+
+@dataclass(frozen=True)
+class ShapeError:
+    """A size that cannot connect, found while building leniently (see :func:`build_layers`)."""
+
+    layer: str  # qualified module name, e.g. ``fc1`` or ``res1.conv3``
+    message: str  # the one-line message, naming the layer by position, type and name
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
@@ -91,7 +103,7 @@ class _State:
     desc: str  # how to describe the shape in messages, e.g. "512x2x2=2048"
     counters: dict[str, int] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
-    errors: list[str] = field(default_factory=list)
+    errors: list[ShapeError] = field(default_factory=list)
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
@@ -149,8 +161,6 @@ def _parse_entry(entry: Any, pos: str) -> tuple[str, dict[str, Any], str | None]
     else:
         raise ModelError(f"layer {pos}: expected a layer type or a mapping, got {entry!r}")
     if kind not in _SPECS:
-        import difflib
-
         close = difflib.get_close_matches(kind, _SPECS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ModelError(f"layer {pos}: unknown layer type {kind!r}{hint}; known: {', '.join(_SPECS)}")
@@ -185,12 +195,12 @@ def _out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
 
 
 def _build_one(kind: str, f: dict[str, Any], where: str, state: _State, lenient: bool,
-               pos: str) -> nn.Module:
+               pos: str, qualname: str) -> nn.Module:
     """Create the module for one entry and advance ``state.shape``."""
     def fail(msg: str) -> None:
         if not lenient:
             raise ModelError(f"{where}: {msg}")
-        state.errors.append(f"{where}: {msg}")
+        state.errors.append(ShapeError(qualname, f"{where}: {msg}"))
 
     if kind == "conv":
         c, h, w = _need_image(kind, state, where)
@@ -274,8 +284,10 @@ def _build_one(kind: str, f: dict[str, Any], where: str, state: _State, lenient:
         module = nn.Linear(cin, out, bias=bias)
         state.shape = (out,)
     elif kind == "residual":
+        if not f["layers"]:
+            raise ModelError(f"{where}: expected a non-empty list of layers")
         before, before_desc = state.shape, state.desc
-        body = _build_list(f["layers"], state, lenient, prefix=f"{pos}.")
+        body = _build_list(f["layers"], state, lenient, prefix=f"{pos}.", path=f"{qualname}.")
         if state.shape != before:
             fail(f"the residual body changes the shape from {_fmt(before)} to {_fmt(state.shape)}; "
                  "it must keep it")
@@ -288,10 +300,11 @@ def _build_one(kind: str, f: dict[str, Any], where: str, state: _State, lenient:
     return module
 
 
-def _build_list(layers: Any, state: _State, lenient: bool, prefix: str = "") -> nn.Sequential:
+def _build_list(layers: Any, state: _State, lenient: bool, prefix: str = "",
+                path: str = "") -> OrderedDict[str, nn.Module]:
+    """Build each entry of ``layers``; ``prefix`` numbers nested positions, ``path`` names nested modules."""
     if not isinstance(layers, list) or not layers:
-        where = f"layer {prefix.rstrip('.')}" if prefix else "layers"
-        raise ModelError(f"{where}: expected a non-empty list of layers, got {layers!r}")
+        raise ModelError(f"layers: expected a non-empty list of layers, got {layers!r}")
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     for i, entry in enumerate(layers, start=1):
         pos = f"{prefix}{i}"
@@ -308,12 +321,12 @@ def _build_list(layers: Any, state: _State, lenient: bool, prefix: str = "") -> 
             raise ModelError(f"{where}: the name {name!r} is already used or not a valid name")
         state.used.add(name)
         _check_fields(kind, fields, where)
-        modules[name] = _build_one(kind, fields, where, state, lenient, pos)
-    return nn.Sequential(modules)
+        modules[name] = _build_one(kind, fields, where, state, lenient, pos, f"{path}{name}")
+    return modules
 
 
 def build_layers(layers: Any, input_shape: tuple[int, ...] = (3, 32, 32),
-                 lenient: bool = False) -> tuple[nn.Sequential, list[str], tuple[int, ...]]:
+                 lenient: bool = False) -> tuple[nn.Sequential, list[ShapeError], tuple[int, ...]]:
     """Build ``layers``; return (model, shape errors, output shape without batch).
 
     With ``lenient`` a shape mismatch (explicit ``in:``, kernel larger than the
@@ -323,7 +336,7 @@ def build_layers(layers: Any, input_shape: tuple[int, ...] = (3, 32, 32),
     """
     shape = tuple(int(s) for s in input_shape)
     state = _State(shape=shape, desc=_fmt(shape))
-    model = _build_list(layers, state, lenient)
+    model = nn.Sequential(_build_list(layers, state, lenient))
     return model, state.errors, state.shape
 
 

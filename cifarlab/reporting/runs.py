@@ -84,21 +84,26 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
-    """One row for a run directory, or None when it is not one (no readable summary.json and config.yaml)."""
+def read_run(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run directory's ``config``, ``summary`` and (sweep trials) ``sweep`` records, or None if it is no run."""
     run_dir = Path(run_dir)
     summary = _read_json(run_dir / "summary.json")
     try:
         cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-        model = cfg["model"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError):
+    except (OSError, yaml.YAMLError):
         return None
-    if summary is None:
+    if summary is None or not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
         return None
-    sweep = _read_json(run_dir / SWEEP_FILE) or {}
-    facts = _network_facts(json.dumps(model, sort_keys=True))
+    return {"config": cfg, "summary": summary, "sweep": _read_json(run_dir / SWEEP_FILE) or {}}
+
+
+def row_from_record(record: dict[str, Any], run: str) -> dict[str, Any]:
+    """The table row of a run from its :func:`read_run` record; ``run`` names where it lives."""
+    cfg, summary, sweep = record["config"], record["summary"], record["sweep"]
+    name = Path(run).name
+    facts = _network_facts(json.dumps(cfg["model"], sort_keys=True))
     return {
-        "label": sweep.get("label", run_dir.name),
+        "label": sweep.get("label", name),
         "lr": cfg["optim"]["lr"],
         "batch size": cfg["train"]["batch_size"],
         "epochs": cfg["train"]["epochs"],
@@ -115,9 +120,15 @@ def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
         "device": summary.get("device"),
         "seed": summary.get("seed"),
         "status": summary.get("status"),
-        "group": sweep.get("group", sweep.get("label", run_dir.name)),
-        "run": str(run_dir),
+        "group": sweep.get("group", sweep.get("label", name)),
+        "run": run,
     }
+
+
+def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
+    """One row for a run directory, or None when it is not one (no readable summary.json and config.yaml)."""
+    record = read_run(run_dir)
+    return None if record is None else row_from_record(record, str(run_dir))
 
 
 def collect_runs(root: str | Path) -> list[dict[str, Any]]:
@@ -219,11 +230,11 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, A
     from cifarlab.reporting.tables import format_rows, legend
 
     write_text(sweep_dir / "results.csv", format_rows(sort_rows(rows), columns_for(rows) + ["run"], "csv"))
-    repeated = is_repeated(rows)
-    shown = sort_rows(aggregate_repeats(rows) if repeated else rows)
-    markdown = [f"# {title}", "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
+    shown = sort_rows(aggregate_repeats(rows) if is_repeated(rows) else rows)
+    intro = "Ranked on validation accuracy; test accuracy is reported once, for the best trial, below."
+    markdown = [f"# {title}", "", intro, "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
     markdown += [legend(shown), ""] if legend(shown) else []
-    markdown += [line + "  " for line in describe_best(best).splitlines()]
+    markdown += [line + "  " for line in describe_best(best).splitlines()]  # two spaces: a Markdown line break
     write_text(sweep_dir / "results.md", "\n".join(markdown) + "\n")
     write_json(sweep_dir / "best.json", best or {})
     write_sweep_plots(sweep_dir, rows)

@@ -58,9 +58,12 @@ def plot_trials(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot_parameters(rows: list[dict[str, Any]], path: Path) -> None:
-    """Validation accuracy against each swept setting, one panel per setting (nothing when none varies)."""
+    """Validation accuracy against each setting the trials vary, one panel each (no file when none varies)."""
     resolved = [_swept_values(r) for r in rows]
-    keys = sorted({k for own, _ in resolved for k in own if k != "train.seed"})
+    swept = {k for own, _ in resolved for k in own if k != "train.seed"}
+    keys = [k for k in sorted(swept)
+            if not any(k.startswith(parent + ".") for parent in swept)  # model.args covers model.args.dropout
+            and len({str(_lookup(cfg, k)) for _, cfg in resolved if cfg}) > 1]  # a panel needs a spread
     if not keys:
         return
     cols = min(3, len(keys))
@@ -79,14 +82,15 @@ def plot_parameters(rows: list[dict[str, Any]], path: Path) -> None:
         ax.scatter(values, [100 * a for _, a in points], color="tab:blue")
         if numeric and values and min(values) > 0 and max(values) / min(values) > 20:
             ax.set_xscale("log")
-        ax.set_title(key, fontsize=10)
+        elif numeric and all(isinstance(v, int) for v in values):  # epochs, batch sizes: no 1.25 ticks
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel(key)
         ax.set_ylabel("validation accuracy (%)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
     fig.suptitle("Validation accuracy against each swept setting")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96))  # keep the panels clear of the title
     save_figure(fig, path)
 
 
@@ -96,7 +100,11 @@ def plot_best_curves(rows: list[dict[str, Any]], path: Path, top: int = 3) -> No
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in best:
         records = []
-        for line in (Path(row["run"]) / "metrics.jsonl").read_text().splitlines():
+        try:
+            lines = (Path(row["run"]) / "metrics.jsonl").read_text().splitlines()
+        except OSError:  # a trial run on another machine: its curve stayed there
+            continue
+        for line in lines:
             try:
                 records.append(json.loads(line))
             except ValueError:  # a line torn by a kill

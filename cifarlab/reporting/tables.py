@@ -36,7 +36,7 @@ def _cell(row: dict[str, Any], column: str) -> str:
     if column == "wall time":
         return _duration(value) + (f" ± {_duration(std)}" if std is not None else "")
     if column == "lr":
-        return f"{value:g}"
+        return f"{value:.3g}"
     if column == "params":
         return f"{value:,}"
     return str(value)

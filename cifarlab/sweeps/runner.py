@@ -10,7 +10,6 @@ may use to stop them early.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -24,16 +23,28 @@ from typing import Any
 
 from cifarlab.errors import CifarlabError
 from cifarlab.fileio import write_json, write_text
-from cifarlab.reporting.runs import SWEEP_FILE, aggregate_repeats, best_row, collect_run, columns_for, \
-    describe_best, is_repeated, sort_rows, write_results
+from cifarlab.reporting.runs import (
+    SWEEP_FILE,
+    aggregate_repeats,
+    best_row,
+    collect_run,
+    columns_for,
+    describe_best,
+    is_repeated,
+    read_run,
+    row_from_record,
+    sort_rows,
+    write_results,
+)
 from cifarlab.sweeps import study as study_mod
-from cifarlab.sweeps.spec import SweepSpec, Trial, dump
+from cifarlab.sweeps.spec import SweepSpec, Trial, dump, slug
 
 # How a coordinator hands its storage URL and its own pid to worker processes
 # (the URL may hold a password, which a command line would show to `ps`).
 STORAGE_ENV = "CIFARLAB_SWEEP_STORAGE"
 PARENT_ENV = "CIFARLAB_SWEEP_PARENT"
 THREADS_ENV = "CIFARLAB_TORCH_THREADS"
+POLL_SECONDS = 2  # how often an idle worker looks whether another's trial finished or died
 
 
 @dataclass
@@ -45,11 +56,16 @@ class SweepResult:
     best: dict[str, Any] | None
 
     def table(self, fmt: str = "table") -> str:
-        """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy."""
-        from cifarlab.reporting.tables import format_rows
+        """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy.
 
-        shown = aggregate_repeats(self.rows) if is_repeated(self.rows) else self.rows
-        return format_rows(sort_rows(shown), columns_for(self.rows, test=False), fmt)
+        Test accuracy is left out on purpose: it is reported once, for the best trial (:meth:`best_summary`).
+        """
+        from cifarlab.reporting.tables import format_rows, legend
+
+        shown = sort_rows(aggregate_repeats(self.rows) if is_repeated(self.rows) else self.rows)
+        text = format_rows(shown, columns_for(self.rows, test=False), fmt)
+        note = legend(shown) if fmt in ("table", "markdown") else ""
+        return f"{text}\n\n{note}" if note else text
 
     def best_summary(self) -> str:
         """The best trial and its test accuracy, reported once."""
@@ -59,7 +75,7 @@ class SweepResult:
 def trial_dir(sweep_dir: Path, slot: int, label: str) -> Path:
     """The run directory of a slot: fixed, so that a retry finds the dead attempt's checkpoint."""
     safe = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
-    return Path(sweep_dir) / "trials" / (f"{slot:04d}-{safe}" if safe != f"{slot:04d}" else safe)
+    return Path(sweep_dir) / "trials" / f"{slot:04d}-{safe}"
 
 
 class _Objective:
@@ -70,6 +86,8 @@ class _Objective:
         self._datasets: dict[str | None, Any] = {}
 
     def __call__(self, trial) -> float:
+        import optuna
+
         self.lock.release()  # the trial is out of the queue and ours: the next worker may take one
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
@@ -77,8 +95,21 @@ class _Objective:
         planned = self._planned(trial, slot)
         run_dir = trial_dir(self.sweep_dir, slot, planned.label)
         trial.set_user_attr("label", planned.label)
-        trial.set_user_attr("run_dir", str(run_dir))
-        return self._train(trial, planned, run_dir)["val_acc"]
+        trial.set_user_attr("run_dir", str(run_dir.resolve()))
+        try:
+            summary = self._train(trial, planned, run_dir)
+        except optuna.TrialPruned:
+            self._keep_record(trial, run_dir)
+            raise
+        self._keep_record(trial, run_dir)
+        return summary["val_acc"]
+
+    @staticmethod
+    def _keep_record(trial, run_dir: Path) -> None:
+        """Copy the run's config and summary into the study: a table made on another machine needs them."""
+        record = read_run(run_dir)
+        if record is not None:
+            trial.set_user_attr("record", record)
 
     def _planned(self, trial, slot: int) -> Trial:
         if self.spec.trials:
@@ -91,7 +122,8 @@ class _Objective:
                 own[key] = trial.suggest_int(key, *dist["int"], log=bool(dist.get("log")))
             else:
                 own[key] = trial.suggest_float(key, *map(float, dist["float"]), log=bool(dist.get("log")))
-        return Trial(slot, f"{slot:04d}", f"{slot:04d}", own)
+        label = slug(own, short_floats=True)  # a drawn float's 17 digits tell a reader nothing
+        return Trial(slot, label, label, own)
 
     def _data(self, path: str | None):
         """The dataset, loaded once per worker and shared by its trials."""
@@ -113,12 +145,12 @@ class _Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {metrics['epoch']}")
 
-        summary = _read_summary(run_dir)
+        summary = (read_run(run_dir) or {}).get("summary", {})
         if summary.get("status") == "completed":  # trained, but its worker died before the study heard of it
             return summary
         cfg = self.spec.compose(planned.overrides)
-        options = dict(data=self._data(cfg.data.path), callbacks=[report], progress=self.verbose,
-                       verbose=self.verbose)
+        options = {"data": self._data(cfg.data.path), "callbacks": [report], "progress": self.verbose,
+                   "verbose": self.verbose}
         try:
             if (run_dir / CHECKPOINT_FILE).is_file():
                 return cifarlab.train(resume=run_dir, **options).summary
@@ -132,13 +164,6 @@ class _Objective:
         except TrainingDiverged as exc:  # a result, not a crash: the table shows it as diverged
             trial.set_user_attr("diverged", True)
             raise optuna.TrialPruned(str(exc)) from None
-
-
-def _read_summary(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _announcer(spec: SweepSpec):
@@ -181,7 +206,7 @@ def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str, *, verbose: b
         if step == "done":
             return
         if step == "wait":  # other workers' trials are running; one may die and come back to the queue
-            time.sleep(study_mod.HEARTBEAT_SECONDS)
+            time.sleep(POLL_SECONDS)
 
 
 def exit_with_coordinator() -> None:
@@ -250,7 +275,10 @@ def collect(spec: SweepSpec, sweep_dir: Path, study) -> SweepResult:
 
     rows = []
     for slot, trial in sorted(study_mod.finished_by_slot(study).items()):
-        row = collect_run(Path(trial.user_attrs["run_dir"]))
+        row = collect_run(trial_dir(sweep_dir, slot, trial.user_attrs["label"]))  # wherever the folder is now
+        if row is None and "record" in trial.user_attrs:  # run on another machine: the study kept its record
+            attrs = trial.user_attrs
+            row = row_from_record(attrs["record"], f"{attrs['host']}:{attrs['run_dir']}")
         if row is None:
             continue
         row["trial"] = slot

@@ -46,6 +46,7 @@ class Knobs:
 
     data: str | None = None
     max_train_images: int | None = None
+    max_test_images: int | None = None
     epochs: int | None = None
     epochs_scale: float | None = None  # multiplies each trial's own epochs (rounded, at least 1)
     val_size: int | None = None
@@ -55,13 +56,15 @@ class Knobs:
         """The config keys these knobs set."""
         data = str(Path(self.data).expanduser().resolve()) if self.data is not None else None
         pairs = (("data.path", data), ("data.max_train_images", self.max_train_images),
-                 ("train.epochs", self.epochs), ("data.val_size", self.val_size))
+                 ("data.max_test_images", self.max_test_images), ("train.epochs", self.epochs),
+                 ("data.val_size", self.val_size))
         return {key: value for key, value in pairs if value is not None}
 
     def argv(self) -> list[str]:
         """The same knobs as ``cifarlab sweep`` options, for worker processes."""
         data = str(Path(self.data).expanduser().resolve()) if self.data is not None else None
-        pairs = (("--data", data), ("--max-train-images", self.max_train_images), ("--epochs", self.epochs),
+        pairs = (("--data", data), ("--max-train-images", self.max_train_images),
+                 ("--max-test-images", self.max_test_images), ("--epochs", self.epochs),
                  ("--epochs-scale", self.epochs_scale), ("--val-size", self.val_size), ("--repeats", self.repeats))
         return [arg for flag, value in pairs if value is not None for arg in (flag, str(value))]
 
@@ -176,6 +179,9 @@ def load_sweep(path_or_name: str | Path, knobs: Knobs | None = None) -> SweepSpe
                      fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", knobs=knobs,
                      repeats=repeats, pruner=pruner)
     config_mod.compose(preset, config_file)  # a broken base is reported as itself, naming its file or preset
+    _check(spec, lambda: config_mod.compose(preset, config_file, knobs.overrides()),
+           "command line " + " ".join(knobs.argv()))
+    _check(spec, lambda: config_mod.compose(preset, config_file, spec.fixed), f"{where}: fixed")
     _parse_search(spec, _mapping(raw.get("search"), where, "search"), where)
     _validate(spec, where)
     return spec
@@ -208,9 +214,12 @@ def _base(base: Any, where: str, folder: Path) -> tuple[str | None, str | None]:
     return preset, config_file
 
 
-def _slug(overrides: dict[str, Any]) -> str:
-    """A short label from a trial's settings: ``lr=0.001,batch_size=60``."""
-    return ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items()) or "base"
+def slug(overrides: dict[str, Any], short_floats: bool = False) -> str:
+    """A label from a trial's settings: ``lr=0.001,batch_size=60`` (floats to 3 digits if ``short_floats``)."""
+    def short(value: Any) -> str:
+        return f"{value:.3g}" if short_floats and isinstance(value, float) else str(value)
+
+    return ",".join(f"{k.split('.')[-1]}={short(v)}" for k, v in overrides.items()) or "base"
 
 
 def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
@@ -229,11 +238,13 @@ def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
         spec.budget = search.get("trials")
         if not _is_int(spec.budget) or spec.budget < 1:
             raise ConfigError(f"{where}: key 'search.trials' must be a positive integer, got {spec.budget!r}")
+        if spec.repeats > 1:
+            raise ConfigError(f"{where}: key 'repeats' applies to a grid or runs; a sampler draws each point once")
         return
     spec.kind = kinds[0]
     configs = _expand_grid(search["grid"], where) if spec.kind == "grid" else _expand_runs(search["runs"], where)
     for label, overrides, accuracy in configs:
-        seed = _check(spec, lambda: spec.compose(overrides), f"{where}: trial '{label}'").train.seed
+        seed = _check(spec, lambda own=overrides: spec.compose(own), f"{where}: trial '{label}'").train.seed
         for r in range(spec.repeats):
             own = dict(overrides)
             if spec.repeats > 1:  # seeds counted up from the configuration's own seed
@@ -251,7 +262,7 @@ def _expand_grid(grid: Any, where: str) -> list[tuple[str, dict[str, Any], None]
             raise ConfigError(f"{where}: key 'search.grid.{key}' must be a non-empty list of values, got {values!r}")
     keys = list(grid)
     combos = [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
-    return [(_slug(c), c, None) for c in combos]
+    return [(slug(c), c, None) for c in combos]
 
 
 def _expand_runs(runs: Any, where: str) -> list[tuple[str, dict[str, Any], float | None]]:
@@ -264,7 +275,7 @@ def _expand_runs(runs: Any, where: str) -> list[tuple[str, dict[str, Any], float
             if key not in ("label", "set", "writeup_accuracy"):
                 raise ConfigError(f"{where}: unknown key 'search.runs[{i}].{key}' (use label, set, writeup_accuracy)")
         overrides = _mapping(run.get("set", {}), where, f"search.runs[{i}].set")
-        label = str(run.get("label") or _slug(overrides))
+        label = str(run.get("label") or slug(overrides))
         if label in labels:
             raise ConfigError(f"{where}: key 'search.runs[{i}].label': {label!r} is used twice")
         labels.add(label)
@@ -303,23 +314,19 @@ def _parse_space(space: dict[str, Any], where: str) -> dict[str, dict[str, Any]]
 
 
 def _validate(spec: SweepSpec, where: str) -> None:
-    """Compose the base, the fixed keys, the knobs and every trial: any error names its source."""
+    """Compose every trial (or every end of a sampler's ranges): any error names the trial or key."""
     searched = set(spec.space) | {k for t in spec.trials for k in t.overrides if k != "train.seed"}
     for key in spec.fixed:
         if key in searched:
             raise ConfigError(f"{where}: key '{key}' is both in 'fixed' and searched; keep one")
-    knobs = spec.knobs.overrides()
-    _check(spec, lambda: config_mod.compose(spec.preset, spec.config_file, knobs),
-           "command line " + " ".join(spec.knobs.argv()))
-    _check(spec, lambda: config_mod.compose(spec.preset, spec.config_file, spec.fixed), f"{where}: fixed")
     if spec.trials:
-        points = [(t.overrides, f"{where}: trial {t.index} '{t.label}'") for t in spec.trials]
+        points = [(t.overrides, f"{where}: trial '{t.label}'") for t in spec.trials]
     else:
         points = [({key: value}, f"{where}: key 'search.space.{key}'")
                   for key, dist in spec.space.items() for value in dist.get("choice") or dist.get("float")
                   or dist.get("int")]
     for overrides, source in points:
-        cfg = _check(spec, lambda: spec.compose(overrides), source)
+        cfg = _check(spec, lambda own=overrides: spec.compose(own), source)
         if cfg.data.val_size == 0:
             raise ConfigError(f"{source}: trials are ranked on validation accuracy, so data.val_size must be > 0")
 

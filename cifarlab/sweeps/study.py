@@ -15,11 +15,12 @@ two trials for one slot were queued, :func:`claim` lets only the older one run.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import socket
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from cifarlab.errors import ConfigError
 from cifarlab.sweeps.spec import SweepSpec
@@ -48,22 +49,24 @@ def default_storage(sweep_dir: Path) -> str:
 def public_url(url: str) -> str:
     """The storage URL with any password masked, for messages."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: nothing to mask
+    except ArgumentError:  # not even a URL: nothing to mask
         return url
 
 
 def _sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL, else None."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
-    except Exception:
+    except ArgumentError:  # open_study reports it
         return None
-    if not parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() != "sqlite":
         return None
     if parsed.database in (None, "", ":memory:"):
         raise ConfigError(f"--storage {url}: an in-memory database cannot be shared by workers or resumed; "
@@ -71,7 +74,7 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_study(spec: SweepSpec, storage_url: str) -> "optuna.Study":
+def open_study(spec: SweepSpec, storage_url: str) -> optuna.Study:
     """Open (or create) the sweep's study; one-line ConfigError if the storage fails or holds another plan."""
     import optuna
     from optuna.storages import RDBStorage
@@ -97,7 +100,7 @@ def open_study(spec: SweepSpec, storage_url: str) -> "optuna.Study":
     return study
 
 
-def _check_plan(study: "optuna.Study", spec: SweepSpec, storage_url: str) -> None:
+def _check_plan(study: optuna.Study, spec: SweepSpec, storage_url: str) -> None:
     """Refuse to continue a study that was started from different settings: its trials would not match."""
     plan = spec.plan()
     stored = study.user_attrs.get("plan")
@@ -118,19 +121,19 @@ def _check_plan(study: "optuna.Study", spec: SweepSpec, storage_url: str) -> Non
                       "with --out DIR")
 
 
-def slot_of(trial: "optuna.trial.FrozenTrial", spec: SweepSpec) -> int | None:
+def slot_of(trial: optuna.trial.FrozenTrial, spec: SweepSpec) -> int | None:
     """The planned run a trial belongs to (a sampler's freshly drawn trial: its own number)."""
     slot = trial.user_attrs.get("slot")
     return trial.number if slot is None and not spec.trials else slot
 
 
-def _live(trial: "optuna.trial.FrozenTrial") -> bool:
+def _live(trial: optuna.trial.FrozenTrial) -> bool:
     from optuna.trial import TrialState
 
     return trial.state != TrialState.FAIL
 
 
-def finished_by_slot(study: "optuna.Study") -> dict[int, "optuna.trial.FrozenTrial"]:
+def finished_by_slot(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
     """The trial that completed (or was pruned) for each done slot."""
     from optuna.trial import TrialState
 
@@ -142,7 +145,7 @@ def finished_by_slot(study: "optuna.Study") -> dict[int, "optuna.trial.FrozenTri
     return done
 
 
-def _dead_here(trial: "optuna.trial.FrozenTrial") -> bool:
+def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
     """True when the trial's worker ran on this machine and that process is gone."""
     if trial.user_attrs.get("host") != socket.gethostname():
         return False
@@ -161,18 +164,28 @@ def _dead_here(trial: "optuna.trial.FrozenTrial") -> bool:
         return False
 
 
-def fail_dead_trials(study: "optuna.Study") -> None:
+def _never_started(trial: optuna.trial.FrozenTrial) -> bool:
+    """True when a worker took the trial from the queue but died before it could say who it is.
+
+    Such a trial has no heartbeat either, and Optuna only fails trials whose heartbeat went stale.
+    """
+    started = trial.datetime_start
+    return "pid" not in trial.user_attrs and started is not None and \
+        (datetime.datetime.now() - started).total_seconds() > GRACE_SECONDS
+
+
+def fail_dead_trials(study: optuna.Study) -> None:
     """Mark the running trials of dead workers FAIL: by heartbeat, and on this machine by process id."""
     from optuna.storages import fail_stale_trials
     from optuna.trial import TrialState
 
     fail_stale_trials(study)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _dead_here(trial):
+        if _dead_here(trial) or _never_started(trial):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
-def top_up(study: "optuna.Study", spec: SweepSpec) -> None:
+def top_up(study: optuna.Study, spec: SweepSpec) -> None:
     """Queue every slot that has no live trial: never started (plans), or only failed attempts."""
     trials = study.get_trials(deepcopy=False)
     attempts: dict[int, list] = {}
@@ -189,7 +202,7 @@ def top_up(study: "optuna.Study", spec: SweepSpec) -> None:
         study.enqueue_trial(params, user_attrs={"slot": slot})
 
 
-def next_step(study: "optuna.Study", spec: SweepSpec) -> str:
+def next_step(study: optuna.Study, spec: SweepSpec) -> str:
     """``run`` a trial, ``wait`` for other workers' running trials (one may die and come back), or ``done``."""
     from optuna.trial import TrialState
 
@@ -202,7 +215,7 @@ def next_step(study: "optuna.Study", spec: SweepSpec) -> str:
     return "wait" if TrialState.RUNNING in states else "done"
 
 
-def claim(study: "optuna.Study", trial: "optuna.Trial", spec: SweepSpec) -> int:
+def claim(study: optuna.Study, trial: optuna.Trial, spec: SweepSpec) -> int:
     """The slot this running trial owns, or DuplicateTrial when it must not run.
 
     Deterministic whichever worker looks first: of two live trials for one slot
@@ -240,7 +253,7 @@ class QueueLock:
     def acquire(self) -> None:
         """Block until this process holds the lock."""
         if self.path is not None and self._file is None:
-            self._file = open(self.path, "a")
+            self._file = open(self.path, "a")  # noqa: SIM115  (held across calls, closed in release)
             fcntl.flock(self._file, fcntl.LOCK_EX)
 
     def release(self) -> None:
@@ -251,7 +264,7 @@ class QueueLock:
             self._file.close()
             self._file = None
 
-    def __enter__(self) -> "QueueLock":
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -48,11 +48,14 @@ def prepare_splits(cfg: Config, data, device: torch.device) -> Splits:
     def put(images: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return to_device_images(images, device), torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
 
+    test_idx = np.arange(len(data.test_labels))
+    if cfg.data.max_test_images is not None:
+        test_idx = stratified_subset(test_idx, data.test_labels, cfg.data.max_test_images, seed=0)
     val = put(data.train_images[val_idx], labels[val_idx]) if len(val_idx) else None
     return Splits(
         train=put(data.train_images[train_idx], labels[train_idx]),
         val=val,
-        test=put(data.test_images, data.test_labels),
+        test=put(data.test_images[test_idx], data.test_labels[test_idx]),
         classes=list(data.classes),
         source=data.source,
     )

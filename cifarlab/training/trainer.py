@@ -137,8 +137,9 @@ class _Run:
 
     def _restore(self) -> int:
         """Load the checkpoint; returns the number of completed epochs."""
-        if not self.ckpt_path.is_file():
-            return 0  # killed before its first epoch ended: start over in the same directory
+        if not self.ckpt_path.is_file():  # killed before its first epoch ended: start over in the same directory
+            self.files.truncate_metrics(0)
+            return 0
         groups, meta = ckpt.load_checkpoint(self.ckpt_path)
         self.model.load_state_dict(groups["model"])
         ckpt.optimizer_from_tensors(self.optimizer, groups.get("optim", {}), meta["optimizer"])
@@ -343,6 +344,7 @@ class _Run:
             "wall_seconds": self.wall_before + (time.perf_counter() - self.started),
             "images_per_s": images / state["train_seconds"] if state["train_seconds"] else None,
             "train_images": len(self.splits.train[1]),
+            "test_images": len(self.splits.test[1]),
             "device": str(self.device),
             "seed": cfg.train.seed,
             "data": self.splits.source,

@@ -1,0 +1,85 @@
+"""What every export shares: the preprocessing record, the parity inputs and check, the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cifarlab.errors import ModelError
+
+TOLERANCE = 1e-4  # max |logit difference| against PyTorch, on top of identical predicted classes
+PARITY_IMAGES = 16
+
+
+@dataclass
+class ExportResult:
+    """What was written and how it was verified."""
+
+    path: Path
+    format: str  # "onnx" or "torchscript"
+    opset: int | None
+    ops: list[str]  # distinct ONNX operators in first-use order; empty for TorchScript
+    max_abs_diff: float  # largest |logit difference| against PyTorch on the parity batch
+    preprocessing: dict[str, Any]  # what travels in the file's metadata
+    unsupported_ops: list[str] = field(default_factory=list)  # outside the MATLAB allow-list (allow_any_op)
+    warnings: list[str] = field(default_factory=list)
+    ir_version: int | None = None  # ONNX only
+
+    def describe(self) -> str:
+        """Multi-line text: file, parity, preprocessing, classes, ops and warnings."""
+        p = self.preprocessing
+        version = f", opset {self.opset}, IR {self.ir_version}" if self.opset else ""
+        lines = [f"wrote {self.path} ({self.format}{version})",
+                 (f"parity: max |logit diff| {self.max_abs_diff:.2e} on {PARITY_IMAGES} images "
+                  f"(limit {TOLERANCE:g}), predicted classes identical"),
+                 (f"input: float32 {p['layout']} Nx{p['input']}, channels {p['channel_order']}; "
+                  f"x = (pixel / 255 - mean) / std with mean {p['mean']} std {p['std']}"),
+                 f"classes: {', '.join(p['classes'])}"]
+        if self.ops:
+            lines.append(f"ops: {', '.join(self.ops)}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def preprocessing_record(mean: list[float], std: list[float], classes: list[str],
+                         input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """How a caller must prepare images, stored with the exported file and printed after export."""
+    return {
+        "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+        "layout": "NCHW", "channel_order": "RGB", "scale": "1/255 then (x - mean) / std",
+        "input": "x".join(map(str, input_shape)), "classes": list(classes),
+    }
+
+
+def parity_batch(preprocessing: dict[str, Any], shape: tuple[int, ...]) -> torch.Tensor:
+    """A fixed batch of uint8 images, normalised exactly as in training.
+
+    Half are smooth colour fields (upsampled 4x4 noise, closer to photographs in
+    their statistics), half are per-pixel noise (the extremes of every channel).
+    """
+    gen = torch.Generator().manual_seed(0)
+    half = PARITY_IMAGES // 2
+    coarse = torch.rand(half, shape[0], 4, 4, generator=gen) * 255
+    smooth = torch.nn.functional.interpolate(coarse, size=shape[1:], mode="bilinear", align_corners=False)
+    noise = torch.randint(0, 256, (PARITY_IMAGES - half, *shape), generator=gen).float()
+    pixels = torch.cat([smooth.round(), noise])
+    m = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(preprocessing["std"], dtype=torch.float32).view(1, -1, 1, 1)
+    return (pixels / 255 - m) / s
+
+
+def check_parity(ref: np.ndarray, got: np.ndarray, what: str) -> float:
+    """Max |ref - got|; a :class:`ModelError` if above :data:`TOLERANCE` or any predicted class differs."""
+    if ref.shape != got.shape:
+        raise ModelError(f"{what}: output shape {got.shape} differs from PyTorch's {ref.shape}; nothing written")
+    diff = float(np.max(np.abs(ref - got)))
+    if not diff <= TOLERANCE:
+        raise ModelError(f"{what}: max |logit diff| {diff:.2e} against PyTorch exceeds {TOLERANCE:g}; "
+                         "nothing written")
+    if not np.array_equal(ref.argmax(1), got.argmax(1)):
+        raise ModelError(f"{what}: predicted classes differ from PyTorch's; nothing written")
+    return diff

@@ -1,0 +1,40 @@
+"""TorchScript export: a traced module with the preprocessing as an extra file, verified by reloading it."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from cifarlab.errors import ModelError
+from cifarlab.export.common import ExportResult, check_parity, parity_batch
+from cifarlab.fileio import atomic_path
+
+EXTRA_FILE = "cifarlab.json"  # read back with torch.jit.load(path, _extra_files={"cifarlab.json": ""})
+
+
+def export_torchscript(model: nn.Module, out: Path, preprocessing: dict[str, Any],
+                       input_shape: tuple[int, ...] = (3, 32, 32)) -> ExportResult:
+    """Trace ``model`` to ``out``; the file appears only if the reloaded module matches PyTorch."""
+    model = model.eval().cpu()
+    x = parity_batch(preprocessing, input_shape)
+    with atomic_path(out) as tmp:
+        # torch.jit warns that it is deprecated, but a traced file is still what libtorch
+        # (C++) and MATLAB's importNetworkFromPyTorch load; the warning is not the user's concern.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with torch.no_grad():
+                    traced = torch.jit.trace(model, x[:1])
+            except Exception as exc:  # noqa: BLE001 - tracing failures are the user's model's
+                raise ModelError(f"TorchScript trace failed: {str(exc).strip().splitlines()[0]}") from None
+            traced.save(str(tmp), _extra_files={EXTRA_FILE: json.dumps(preprocessing)})
+            loaded = torch.jit.load(str(tmp), map_location="cpu").eval()
+        with torch.no_grad():
+            diff = check_parity(model(x).numpy(), loaded(x).numpy(), "torchscript")
+    return ExportResult(path=out, format="torchscript", opset=None, ops=[], max_abs_diff=diff,
+                        preprocessing=preprocessing)

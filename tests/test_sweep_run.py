@@ -1,0 +1,93 @@
+"""Sweeps end to end on a tiny synthetic dataset: a grid, repeats, a sampler, and the Python API."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+import yaml
+
+import cifarlab
+from cifarlab.cli import main
+
+# A network of 2,090 parameters that separates the synthetic classes in an epoch or two.
+TINY = {"model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}, "train.epochs": 2,
+        "train.batch_size": 25, "data.val_size": 50}
+GRID = {"name": "tiny", "base": {"preset": "seed"}, "fixed": TINY,
+        "search": {"grid": {"optim.lr": [0.003, 0.0003], "optim.name": ["adam", "sgd"]}}}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Networks this small train faster on one thread than on several contending for a busy CI machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _table(printed: str) -> list[str]:
+    """The lines of the printed table: from its header to the first blank line."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("label "))
+    return lines[start:lines.index("", start)]
+
+
+def _write(tmp_path, spec: dict):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_4_trial_grid_finishes_with_one_row_per_trial(tiny_imagefolder, tmp_path, capsys):
+    out, path = tmp_path / "grid", _write(tmp_path, GRID)
+    assert main(["sweep", str(path), "--data", str(tiny_imagefolder), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert sum(line.startswith("[") and "/4] " in line for line in printed.splitlines()) == 4  # one per trial
+    table = _table(printed)
+    assert len(table) == 2 + 4 and "test acc" not in table[0]  # test accuracy: once, for the best trial only
+    assert printed.count("test accuracy") == 1
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and {r["label"] for r in rows} == {"lr=0.003,name=adam", "lr=0.003,name=sgd",
+                                                              "lr=0.0003,name=adam", "lr=0.0003,name=sgd"}
+    assert [float(r["val acc"]) for r in rows] == sorted((float(r["val acc"]) for r in rows), reverse=True)
+    assert {r["arch"] for r in rows} == {"2-1"} and {r["status"] for r in rows} == {"completed"}
+    best = json.loads((out / "best.json").read_text())
+    assert best["val acc"] == float(rows[0]["val acc"])
+    assert "| label |" in (out / "results.md").read_text()
+    for plot in ("trials.png", "parameters.png", "best_curves.png"):
+        assert (out / "plots" / plot).stat().st_size > 10_000
+    # the same command again finds every trial done: nothing trains, the table is printed again
+    assert main(["sweep", str(path), "--data", str(tiny_imagefolder), "--out", str(out)]) == 0
+    again = capsys.readouterr().out
+    assert "/4] " not in again and _table(again) == table
+    assert len(list((out / "trials").iterdir())) == 4
+
+
+def test_repeats_report_mean_and_spread(tiny_imagefolder, tmp_path, capsys):
+    spec = {**GRID, "search": {"runs": [{"label": "fast", "set": {"optim.lr": 0.003}},
+                                        {"label": "slow", "set": {"optim.lr": 0.0003}, "writeup_accuracy": 0.5}]}}
+    out = tmp_path / "rep"
+    assert main(["sweep", str(_write(tmp_path, spec)), "--data", str(tiny_imagefolder), "--out", str(out),
+                 "--repeats", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "± " in printed and "mean ± standard deviation over seeds" in printed
+    assert "writeup acc" in printed and "50.00%" in printed
+    assert "0,1" in printed  # both seeds of each configuration
+    with open(out / "results.csv") as f:
+        assert sorted(r["label"] for r in csv.DictReader(f)) == ["fast-seed0", "fast-seed1", "slow-seed0",
+                                                                  "slow-seed1"]
+    assert "± " in (out / "results.md").read_text()
+
+
+def test_a_random_search_from_python(tiny_imagefolder, tmp_path):
+    spec = {**GRID, "search": {"sampler": "random", "trials": 3,
+                               "space": {"optim.lr": {"float": [1e-4, 1e-2], "log": True}}}, "pruner": "median"}
+    result = cifarlab.sweep(_write(tmp_path, spec), data=tiny_imagefolder, out_dir=tmp_path / "rand")
+    assert len(result.rows) == 3 and len({r["lr"] for r in result.rows}) == 3
+    assert result.best["val acc"] == max(r["val acc"] for r in result.rows)
+    assert "its test accuracy" in result.best_summary()
+    assert len(result.table("csv").splitlines()) == 4

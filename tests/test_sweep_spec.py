@@ -1,0 +1,137 @@
+"""Sweep files: parsing, expansion, the shipped seed-table, --dry-run, and bad input (nothing trains here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from cifarlab.cli import main
+from cifarlab.errors import ConfigError
+from cifarlab.sweeps import Knobs, list_sweeps, load_sweep
+from cifarlab.sweeps.study import open_study
+
+GRID = {
+    "name": "tiny",
+    "base": {"preset": "seed"},
+    "fixed": {"train.epochs": 1, "data.val_size": 50},
+    "search": {"grid": {"optim.lr": [0.01, 0.001], "train.batch_size": [25, 50]}},
+}
+
+
+def _write(tmp_path, spec: dict, name: str = "sweep.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_seed_table_is_shipped_and_expands_to_15_runs():
+    assert "seed-table" in list_sweeps()
+    spec = load_sweep("seed-table", Knobs(max_train_images=2000))
+    assert spec.kind == "runs" and len(spec.trials) == 15
+    assert len({t.label for t in spec.trials}) == 15
+    best = spec.trials[0]
+    assert (best.label, best.writeup_accuracy) == ("seed-recipe", 0.84)
+    assert all(t.writeup_accuracy is None for t in spec.trials[1:])  # not known: left for the write-up's owner
+    cfg = spec.compose(best.overrides)
+    assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.train.batch_size, cfg.train.epochs) == \
+        ("seed", "adam", 5e-4, 60, 20)
+    configs = [spec.compose(t.overrides) for t in spec.trials]
+    assert all(c.data.max_train_images == 2000 for c in configs)
+    assert {(c.model.args.get("conv"), c.model.args.get("fc")) for c in configs if c.model.name == "seedlike"} == \
+        {(7, 3), (8, 3), (12, 4)}
+    assert {c.optim.name for c in configs} == {"adam", "sgd"}
+    assert any(c.model.args.get("batchnorm") is False for c in configs)
+    assert any(c.model.args.get("dropout") == 0 for c in configs)
+    assert any(c.optim.weight_decay > 0 for c in configs)
+
+
+def test_epochs_scale_keeps_the_rows_relative_epochs():
+    spec = load_sweep("seed-table", Knobs(epochs_scale=0.1))
+    epochs = {t.label: spec.compose(t.overrides).train.epochs for t in spec.trials}
+    assert (epochs["seed-recipe"], epochs["epochs-10"], epochs["epochs-30"]) == (2, 1, 3)
+    fixed = load_sweep("seed-table", Knobs(epochs=2))  # the command line has the last word
+    assert {fixed.compose(t.overrides).train.epochs for t in fixed.trials} == {2}
+
+
+def test_grid_expands_to_every_combination_and_repeats_count_seeds_up(tmp_path):
+    spec = load_sweep(_write(tmp_path, {**GRID, "repeats": 2}))
+    assert len(spec.trials) == 8
+    assert [t.overrides["train.seed"] for t in spec.trials[:2]] == [0, 1]
+    assert spec.trials[0].group == spec.trials[1].group == "lr=0.01,batch_size=25"
+    assert spec.trials[1].label == "lr=0.01,batch_size=25-seed1"
+
+
+def test_dry_run_prints_every_trial_with_its_settings_and_creates_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["sweep", str(_write(tmp_path, GRID)), "--dry-run", "--out", str(out), "--max-train-images",
+                 "100"]) == 0
+    listed = yaml.safe_load(capsys.readouterr().out)
+    assert listed["trials"] == 4 and len(listed["runs"]) == 4
+    assert listed["runs"][3]["set"] == {"train.epochs": 1, "data.val_size": 50, "optim.lr": 0.001,
+                                        "train.batch_size": 50, "data.max_train_images": 100}
+    assert main(["sweep", "seed-table", "--dry-run", "--json", "--out", str(out)]) == 0
+    assert len(json.loads(capsys.readouterr().out)["runs"]) == 15
+    assert not out.exists()
+
+
+def test_sampler_space_is_validated_at_both_ends(tmp_path, capsys):
+    spec = {**GRID, "search": {"sampler": "tpe", "trials": 3,
+                               "space": {"optim.lr": {"float": [1e-4, 1e-2], "log": True},
+                                         "optim.name": {"choice": ["adam", "sgd"]}}}}
+    assert load_sweep(_write(tmp_path, spec)).budget == 3
+    assert main(["sweep", str(_write(tmp_path, spec)), "--dry-run"]) == 0
+    assert "space" in yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"fixed": {"optim.lrr": 1}}, "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
+    ({"search": {"grid": {}}}, "key 'search.grid' is empty"),
+    ({"search": {"grid": {"optim.lr": []}}}, "key 'search.grid.optim.lr' must be a non-empty list"),
+    ({"search": {"grid": {"train.batch_size": ["big"]}}}, "key 'train.batch_size' must be an integer, got 'big'"),
+    ({"search": {"runs": [{"label": "a", "set": {"optim.name": "rmsprop"}}]}}, "trial 'a': key 'optim.name' must be one of"),
+    ({"search": {"runs": [{"set": {}, "colour": 1}]}}, "unknown key 'search.runs[0].colour'"),
+    ({"search": {"sampler": "tpe", "trials": 3, "space": {"optim.lr": {"float": [-1, 1]}}}},
+     "key 'search.space.optim.lr': key 'optim.lr' must be positive"),
+    ({"search": {"sampler": "grid", "trials": 3, "space": {"optim.lr": {"float": [1, 2]}}}},
+     "key 'search.sampler' must be tpe or random"),
+    ({"search": {"sampler": "tpe", "trials": 0, "space": {"optim.lr": {"float": [1, 2]}}}},
+     "key 'search.trials' must be a positive integer"),
+    ({"fixed": {"optim.lr": 0.1}}, "key 'optim.lr' is both in 'fixed' and searched"),
+    ({"repeats": 0}, "key 'repeats' must be a positive integer"),
+    ({"metric": "test_acc"}, "key 'metric' must be val_acc"),
+    ({"base": {"preset": "seed", "config": "x.yaml"}}, "key 'base' takes a preset or a config file, not both"),
+    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"fixed": {"data.val_size": 0}}, "data.val_size must be > 0"),
+])
+def test_bad_sweep_files_fail_in_one_line_before_anything_runs(tmp_path, capsys, change, message):
+    path = _write(tmp_path, {**GRID, **change})
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and str(path) in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "2", "--epochs-scale", "0.5"], "--epochs and --epochs-scale both set the epochs"),
+    (["--max-train-images", "5"], "command line --max-train-images 5: key 'data.max_train_images' must be at least"),
+    (["--storage", "nosuchdb://x"], "--storage nosuchdb://x: cannot open"),
+    (["--storage", "postgresql://me:secret@localhost/db"], "--storage postgresql://me:***@localhost/db: cannot open"),
+    (["--storage", "sqlite://"], "an in-memory database cannot be shared"),
+    (["--workers", "0"], "--workers must be at least 1"),
+])
+def test_bad_options_fail_in_one_line_before_anything_runs(tmp_path, capsys, args, message):
+    assert main(["sweep", str(_write(tmp_path, GRID)), "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "secret" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_study_started_with_other_settings_is_not_continued(tmp_path):
+    path, url = _write(tmp_path, GRID), f"sqlite:///{tmp_path / 'study.db'}"
+    open_study(load_sweep(path), url)
+    open_study(load_sweep(path), url)  # the same sweep again: fine
+    with pytest.raises(ConfigError, match="was started with other settings .trial 0 'lr=0.01,batch_size=25' "
+                                          "differs.*--out DIR"):
+        open_study(load_sweep(path, Knobs(epochs=3)), url)
