@@ -6,6 +6,12 @@ Any other exception is a bug and keeps its traceback.
 """
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class CifarlabError(Exception):
     """Base class for user-facing errors: the message names what is wrong and where."""
 

@@ -9,6 +9,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+# mkstemp makes files private (0600); a finished file gets the mode a plain open() would give.
+# The umask can only be read by setting it, so it is read once, at import.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_NEW_FILE_MODE = 0o666 & ~_UMASK
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -24,10 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, _NEW_FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

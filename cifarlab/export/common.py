@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cifarlab.data.loader import normalize
 from cifarlab.errors import ModelError
 
 TOLERANCE = 1e-4  # max |logit difference| against PyTorch, on top of identical predicted classes
@@ -66,10 +67,8 @@ def parity_batch(preprocessing: dict[str, Any], shape: tuple[int, ...]) -> torch
     coarse = torch.rand(half, shape[0], 4, 4, generator=gen) * 255
     smooth = torch.nn.functional.interpolate(coarse, size=shape[1:], mode="bilinear", align_corners=False)
     noise = torch.randint(0, 256, (PARITY_IMAGES - half, *shape), generator=gen).float()
-    pixels = torch.cat([smooth.round(), noise])
-    m = torch.tensor(preprocessing["mean"], dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(preprocessing["std"], dtype=torch.float32).view(1, -1, 1, 1)
-    return (pixels / 255 - m) / s
+    pixels = torch.cat([smooth.round(), noise]).to(torch.uint8)
+    return normalize(pixels, preprocessing["mean"], preprocessing["std"])
 
 
 def check_parity(ref: np.ndarray, got: np.ndarray, what: str) -> float:

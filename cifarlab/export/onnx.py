@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from cifarlab.errors import ModelError
+from cifarlab.errors import ModelError, first_line
 from cifarlab.export.common import ExportResult, check_parity, parity_batch
 from cifarlab.fileio import atomic_path
 
@@ -105,11 +105,6 @@ def _inline_identities(proto) -> None:
         proto.graph.node.extend(keep)
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opset: int = 14,
                 input_shape: tuple[int, ...] = (3, 32, 32), allow_any_op: bool = False) -> ExportResult:
     """Export ``model`` to ``out`` with ``preprocessing`` as metadata; verify before the file appears.
@@ -135,7 +130,7 @@ def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opse
                               output_names=["logits"],
                               dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         except Exception as exc:  # noqa: BLE001 - exporter failures are the user's model's
-            raise ModelError(f"ONNX export at opset {opset} failed: {_first_line(exc)}") from None
+            raise ModelError(f"ONNX export at opset {opset} failed: {first_line(exc)}") from None
     proto = onnx.load_from_string(buf.getvalue())
     _inline_identities(proto)
     for key, value in preprocessing.items():
@@ -146,7 +141,7 @@ def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opse
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:  # noqa: BLE001 - any checker complaint means the file is unusable
-        raise ModelError(f"exported ONNX model fails onnx.checker: {_first_line(exc)}; nothing written") from None
+        raise ModelError(f"exported ONNX model fails onnx.checker: {first_line(exc)}; nothing written") from None
     unsupported = _unsupported(proto)
     if unsupported and not allow_any_op:
         found = "; ".join(f"{op} (at {', '.join(layers)})" for op, layers in unsupported.items())

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from cifarlab.errors import ModelError
+from cifarlab.errors import ModelError, first_line
 from cifarlab.export.common import ExportResult, check_parity, parity_batch
 from cifarlab.fileio import atomic_path
 
@@ -31,7 +31,7 @@ def export_torchscript(model: nn.Module, out: Path, preprocessing: dict[str, Any
                 with torch.no_grad():
                     traced = torch.jit.trace(model, x[:1])
             except Exception as exc:  # noqa: BLE001 - tracing failures are the user's model's
-                raise ModelError(f"TorchScript trace failed: {str(exc).strip().splitlines()[0]}") from None
+                raise ModelError(f"TorchScript trace failed: {first_line(exc)}") from None
             traced.save(str(tmp), _extra_files={EXTRA_FILE: json.dumps(preprocessing)})
             loaded = torch.jit.load(str(tmp), map_location="cpu").eval()
         with torch.no_grad():

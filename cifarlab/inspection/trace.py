@@ -8,6 +8,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from cifarlab.errors import first_line
+
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
@@ -88,11 +90,6 @@ def _own_params(module: nn.Module) -> tuple[int, int]:
     return (sum(p.numel() for p in own if p.requires_grad), sum(p.numel() for p in own if not p.requires_grad))
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Shape-only stand-ins for every parameter and buffer: a forward with them computes no numbers."""
     named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
@@ -149,7 +146,7 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
                 out_shape = _shape(y)
             except Exception as exc:  # noqa: BLE001 - any failure inside the model is a finding
                 name, module, inp = running[-1] if running else (type(model).__name__, model, tuple(input_shape))
-                failure = TraceFailure(name, type(module).__name__, module, inp, _first_line(exc))
+                failure = TraceFailure(name, type(module).__name__, module, inp, first_line(exc))
                 trainable, frozen = params[id(module)]
                 rows.append(LayerRow(name=name, type=type(module).__name__, input_shape=inp, output_shape=None,
                                      params_trainable=trainable, params_frozen=frozen, macs=0,

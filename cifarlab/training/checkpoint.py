@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from cifarlab.config import Config, from_dict
-from cifarlab.errors import ModelError
+from cifarlab.errors import ModelError, first_line
 from cifarlab.fileio import atomic_path
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -113,8 +113,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ModelError(f"{file}: weights do not fit model {config.model.name!r}: {first}") from None
+        raise ModelError(f"{file}: weights do not fit model {config.model.name!r}: {first_line(exc)}") from None
     model.to(device).eval()
     return Trained(model=model, config=config, classes=list(meta["classes"]), path=file)
 
