@@ -16,6 +16,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from cifarlab.training.checkpoint import load_checkpoint
+
 TINY = {"model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}, "train.batch_size": 25,
         "data.val_size": 50}
 GRID = {"name": "tiny", "base": {"preset": "seed"}, "fixed": {**TINY, "train.epochs": 2},
@@ -60,13 +62,17 @@ def test_a_killed_sweep_continues_where_it_stopped(tiny_imagefolder, tmp_path, s
     assert first.returncode == (-9 if sig == signal.SIGKILL else 130)
     summary = json.loads((second_checkpoint.parent / "summary.json").read_text())
     assert summary["status"] == ("running" if sig == signal.SIGKILL else "interrupted")
+    # Where the resume must start: the checkpoint's own record. summary.json is written just
+    # after the checkpoint, so a kill between the two leaves it one epoch behind.
+    checkpointed = load_checkpoint(second_checkpoint)[1]["state"]["epochs_completed"]
+    assert 1 <= checkpointed < 4
 
     again = _sweep(tmp_path, spec, tiny_imagefolder, out, "--verbose", stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE)
     stdout, stderr = again.communicate(timeout=300)
     assert again.returncode == 0, stderr
     # the second trial went on from its checkpoint instead of starting over
-    assert f"resuming after epoch {summary['epochs_completed']}" in stdout
+    assert f"resuming after epoch {checkpointed}" in stdout
     assert "[1/4] " not in stdout  # the finished first trial was kept, not run again
     _assert_each_trial_ran_once(out, 4, epochs=4)
 
