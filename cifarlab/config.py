@@ -57,14 +57,24 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimizer and its hyperparameters."""
+    """Optimizer and its hyperparameters.
 
-    name: str = "adam"  # adam | adamw | sgd
+    ``muon`` trains conv filter banks with Muon (``muon_lr``, ``muon_momentum``)
+    and every other parameter with SGD: biases and norms at ``lr``, linear
+    layers at ``head_lr``, both with ``momentum``/``nesterov`` and a
+    ``weight_decay`` decoupled from their rates (the fraction of the weights
+    the decay term removes per step at full rate, in either group).
+    """
+
+    name: str = "adam"  # adam | adamw | sgd | muon
     lr: float = 5e-4
     weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
+    momentum: float = 0.9  # sgd, muon
+    nesterov: bool = False  # sgd, muon
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam/adamw only
+    muon_lr: float = 0.1  # muon: step length of the filters' orthogonalised updates
+    muon_momentum: float = 0.6  # muon
+    head_lr: float | None = None  # muon: SGD rate of linear layers (default: lr)
 
 
 @dataclass
@@ -120,17 +130,17 @@ class Config:
 
 
 _CHOICES = {
-    "optim.name": ("adam", "adamw", "sgd"),
+    "optim.name": ("adam", "adamw", "sgd", "muon"),
     "schedule.name": ("constant", "step", "cosine", "onecycle"),
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("fp32", "bf16"),
 }
-_POSITIVE = ("optim.lr", "train.epochs", "train.batch_size", "train.eval_batch_size", "train.log_every",
+_POSITIVE = ("optim.lr", "optim.muon_lr", "train.epochs", "train.batch_size", "train.eval_batch_size", "train.log_every",
              "schedule.step_epochs")
 _NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "schedule.warmup_epochs", "schedule.gamma",
                  "schedule.final", "train.grad_clip", "train.ema", "data.val_size",
                  "data.augment.crop_padding", "data.augment.cutout")
-_FRACTIONS = ("train.label_smoothing", "train.ema", "schedule.peak", "optim.momentum")
+_FRACTIONS = ("train.label_smoothing", "train.ema", "schedule.peak", "optim.momentum", "optim.muon_momentum")
 
 
 # ---------------------------------------------------------------- presets
@@ -355,6 +365,8 @@ def validate(cfg: Config, where: str = "config") -> None:
     for key in _FRACTIONS:
         if not 0 <= _get(cfg, key) < 1:
             raise ConfigError(f"{where}: key '{key}' must be in [0, 1), got {_get(cfg, key)!r}")
+    if cfg.optim.head_lr is not None and not cfg.optim.head_lr > 0:
+        raise ConfigError(f"{where}: key 'optim.head_lr' must be positive, got {cfg.optim.head_lr!r}")
     for key in ("data.max_train_images", "data.max_test_images"):
         if _get(cfg, key) is not None and _get(cfg, key) < 10:
             raise ConfigError(f"{where}: key '{key}' must be at least 10, got {_get(cfg, key)}")

@@ -51,7 +51,8 @@ def test_rows_carry_the_write_ups_columns(runs):
         ("12-4", "SGD (m=0.9, nesterov)", "dropout=0.2, wd=0.0005")
     fast = rows["d-fast"]
     assert fast["arch"] == "fast (width=0.375)" and fast["activation"] == "GELU"
-    assert fast["regularization"] == "wd=0.0005, smoothing=0.2, aug=flip+crop2"
+    assert fast["regularization"] == "wd=0.000512, smoothing=0.2, aug=flip+crop2"
+    assert fast["optimizer"] == "Muon (m=0.6) + SGD (m=0.85, nesterov)" and fast["lr"] == 0.08
 
 
 def test_sorted_by_validation_accuracy_best_first_missing_last_or_by_any_column(runs):

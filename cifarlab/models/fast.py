@@ -1,11 +1,13 @@
-"""The ``fast`` family: an airbench-style network designed for time to accuracy.
+"""The ``fast`` family: airbench94_muon's network, designed for time to accuracy.
 
 A frozen 2x2 patch-whitening convolution (initialised from the training
 images' patch covariance, so the first layer starts decorrelated instead of
 learning it), then three groups of [conv, max-pool, BN, GELU, conv, BN, GELU],
-a global max-pool and a bias-free linear head whose logits are scaled down
-(``1/9``), which with label smoothing trains stably at high learning rates.
-One knob, ``width``, scales every group: ``width=1`` is airbench94's 64-256-256.
+a global max-pool and a bias-free linear head. As in the speed run: each conv
+starts as an identity on its first input channels (a residual path without
+the residual's cost), BatchNorm learns only its shift, and the head's weights
+start at unit scale with its logits divided by its width. One knob, ``width``,
+scales every group: ``width=1`` is airbench's 64-256-256.
 """
 
 from __future__ import annotations
@@ -17,17 +19,30 @@ import torch.nn.functional as F
 from cifarlab.models.registry import register_model
 
 
+def _conv(cin: int, cout: int) -> nn.Conv2d:
+    conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+    with torch.no_grad():
+        nn.init.dirac_(conv.weight[:cin])  # the first cin filters pass their input channel through
+    return conv
+
+
+def _norm(channels: int, momentum: float) -> nn.BatchNorm2d:
+    norm = nn.BatchNorm2d(channels, eps=1e-12, momentum=momentum)
+    norm.weight.requires_grad_(False)  # the scale stays 1: the next conv can absorb it
+    return norm
+
+
 class ConvGroup(nn.Sequential):
     """conv -> maxpool(2) -> BN -> GELU -> conv -> BN -> GELU."""
 
     def __init__(self, cin: int, cout: int, bn_momentum: float):
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            _conv(cin, cout),
             nn.MaxPool2d(2),
-            nn.BatchNorm2d(cout, momentum=bn_momentum),
+            _norm(cout, bn_momentum),
             nn.GELU(),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout, momentum=bn_momentum),
+            _conv(cout, cout),
+            _norm(cout, bn_momentum),
             nn.GELU(),
         )
 
@@ -35,8 +50,7 @@ class ConvGroup(nn.Sequential):
 class FastNet(nn.Module):
     """Whitening stem, three conv groups, global max-pool, scaled linear head."""
 
-    def __init__(self, width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4,
-                 logit_scale: float = 1 / 9):
+    def __init__(self, width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4):
         super().__init__()
         widths = [max(8, round(w * width)) for w in (64, 256, 256)]
         self.whiten = nn.Conv2d(3, 24, 2, bias=True)
@@ -50,7 +64,9 @@ class FastNet(nn.Module):
         self.pool = nn.AdaptiveMaxPool2d((1, 1))
         self.flatten = nn.Flatten()
         self.head = nn.Linear(cin, num_classes, bias=False)
-        self.logit_scale = logit_scale
+        with torch.no_grad():
+            self.head.weight.div_(self.head.weight.std())
+        self.logit_scale = 1 / cin
 
     @torch.no_grad()
     def init_from_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
@@ -73,6 +89,6 @@ class FastNet(nn.Module):
 
 
 @register_model("fast")
-def fast(width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4, logit_scale: float = 1 / 9) -> nn.Module:
+def fast(width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4) -> nn.Module:
     """The fast network; ``width`` scales the 64-256-256 channel widths."""
-    return FastNet(width=width, num_classes=num_classes, bn_momentum=bn_momentum, logit_scale=logit_scale)
+    return FastNet(width=width, num_classes=num_classes, bn_momentum=bn_momentum)

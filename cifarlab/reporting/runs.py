@@ -59,10 +59,10 @@ def _network_facts(model_json: str) -> dict[str, Any]:
 
 
 def _optimizer(optim: dict[str, Any]) -> str:
-    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}.get(optim["name"], optim["name"])
-    if optim["name"] != "sgd":
-        return name
-    return f"{name} (m={optim['momentum']:g}{', nesterov' if optim['nesterov'] else ''})"
+    sgd = f"SGD (m={optim['momentum']:g}{', nesterov' if optim['nesterov'] else ''})"
+    if optim["name"] == "muon":
+        return f"Muon (m={optim['muon_momentum']:g}) + {sgd}"
+    return sgd if optim["name"] == "sgd" else {"adam": "Adam", "adamw": "AdamW"}.get(optim["name"], optim["name"])
 
 
 def _regularization(cfg: dict[str, Any], dropout: float) -> str:
@@ -104,7 +104,7 @@ def row_from_record(record: dict[str, Any], run: str) -> dict[str, Any]:
     facts = _network_facts(json.dumps(cfg["model"], sort_keys=True))
     return {
         "label": sweep.get("label", name),
-        "lr": cfg["optim"]["lr"],
+        "lr": cfg["optim"]["muon_lr"] if cfg["optim"]["name"] == "muon" else cfg["optim"]["lr"],
         "batch size": cfg["train"]["batch_size"],
         "epochs": cfg["train"]["epochs"],
         "arch": facts["arch"],
