@@ -99,6 +99,7 @@ class TrainConfig:
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     ema: float = 0.0  # decay of an exponential moving average of weights; 0 = off
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror
+    tta_translate: int = 0  # also on the image shifted this many pixels up-left and down-right; 0 = off
     test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
     eval_batch_size: int = 1000
     log_every: int = 100  # the seed's "running loss every 100 mini-batches"
@@ -135,10 +136,10 @@ _CHOICES = {
     "train.device": ("auto", "cpu", "cuda"),
     "train.precision": ("fp32", "bf16"),
 }
-_POSITIVE = ("optim.lr", "optim.muon_lr", "train.epochs", "train.batch_size", "train.eval_batch_size", "train.log_every",
-             "schedule.step_epochs")
+_POSITIVE = ("optim.lr", "optim.muon_lr", "train.epochs", "train.batch_size", "train.eval_batch_size",
+             "train.log_every", "schedule.step_epochs")
 _NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "schedule.warmup_epochs", "schedule.gamma",
-                 "schedule.final", "train.grad_clip", "train.ema", "data.val_size",
+                 "schedule.final", "train.grad_clip", "train.ema", "train.tta_translate", "data.val_size",
                  "data.augment.crop_padding", "data.augment.cutout")
 _FRACTIONS = ("train.label_smoothing", "train.ema", "schedule.peak", "optim.momentum", "optim.muon_momentum")
 

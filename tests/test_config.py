@@ -1,6 +1,7 @@
 """Config composition, type checking and error messages."""
 
 import pytest
+import torch
 
 from cifarlab import config as c
 from cifarlab.errors import ConfigError
@@ -14,6 +15,22 @@ def test_seed_preset_is_the_writeup_recipe():
     assert cfg.data.mean == [0.5, 0.5, 0.5] and cfg.data.std == [0.5, 0.5, 0.5]
     assert not cfg.data.augment.flip and cfg.data.augment.crop_padding == 0
     assert cfg.train.label_smoothing == 0 and cfg.schedule.name == "constant"
+
+
+@pytest.mark.parametrize("name", ["seed", "fast-cpu", "fast-cpu-long", "fast"])
+def test_every_shipped_preset_builds_a_model_and_optimizer_that_train(name):
+    from cifarlab.models import build_model
+    from cifarlab.training.optim import build_optimizer
+
+    assert name in c.list_presets()
+    cfg = c.compose(name)
+    model = build_model(cfg.model)
+    optimizer = build_optimizer(model, cfg.optim)
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.arange(4)).backward()
+    optimizer.step()
+    after = [p for p in model.parameters() if p.requires_grad]
+    assert all(not torch.equal(a, b) for a, b in zip(after, before))
 
 
 def test_file_then_overrides_compose_on_top_of_the_preset(tmp_path):

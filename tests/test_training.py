@@ -205,7 +205,8 @@ def test_seed_one_epoch_on_2000_real_images_beats_chance(shared_cifar, tmp_path,
                  "--max-train-images", "2000", "--set", "data.val_size=1000", "--set", "data.max_test_images=2000",
                  "--out", str(tmp_path / "real"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "real" / "summary.json").read_text())
-    assert summary["test_images"] == 2000 and summary["test_acc"] > 0.18, summary  # chance is 0.10; BN statistics settle after 34 steps
+    # Chance is 0.10; BN statistics settle after 34 steps.
+    assert summary["test_images"] == 2000 and summary["test_acc"] > 0.18, summary
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "real"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-9)

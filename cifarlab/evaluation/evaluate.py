@@ -38,4 +38,4 @@ def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = 
                           channels_last=cfg.train.channels_last)
     autocast = torch.bfloat16 if cfg.train.precision == "bf16" else None
     return evaluate_loader(trained.model, loader, splits.classes, split, tta_flip=cfg.train.tta_flip,
-                           autocast_dtype=autocast)
+                           tta_translate=cfg.train.tta_translate, autocast_dtype=autocast)

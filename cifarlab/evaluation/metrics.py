@@ -49,23 +49,38 @@ class EvalReport:
         return "\n".join(lines)
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, loader: DeviceLoader, *, tta_flip: bool = False,
-                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Float32 logits for every image of an unshuffled loader, in order.
+def tta_logits(model: nn.Module, x: torch.Tensor, *, flip: bool = False, translate: int = 0) -> torch.Tensor:
+    """Float32 logits of ``model`` on a normalised batch, averaged over test-time views.
 
-    With ``tta_flip`` the logits are the mean over each image and its mirror image.
+    ``flip``: the mean over each image and its mirror image. ``translate``: half
+    the weight goes to the image itself, a quarter each to it shifted by
+    ``translate`` pixels up-left and down-right (reflect-padded), each of them
+    flip-averaged too when ``flip`` is on: airbench's six-view average.
     """
+    def views(inputs: torch.Tensor) -> torch.Tensor:
+        logits = model(inputs).float()
+        return 0.5 * (logits + model(inputs.flip(3)).float()) if flip else logits
+
+    logits = views(x)
+    if translate:
+        h, w = x.shape[-2:]
+        padded = F.pad(x, (translate,) * 4, mode="reflect")
+        shifted = views(padded[..., :h, :w]) + views(padded[..., 2 * translate:, 2 * translate:])
+        logits = 0.5 * logits + 0.25 * shifted
+    return logits
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, tta_translate: int = 0,
+                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Float32 logits for every image of an unshuffled loader, in order, with :func:`tta_logits`' views."""
     was_training = model.training
     model.eval()
     outputs = []
     device_type = loader.images.device.type
     for x, _ in loader:
         with torch.autocast(device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            logits = model(x).float()
-            if tta_flip:
-                logits = 0.5 * (logits + model(x.flip(3)).float())
-        outputs.append(logits)
+            outputs.append(tta_logits(model, x, flip=tta_flip, translate=tta_translate))
     model.train(was_training)
     return torch.cat(outputs)
 
@@ -89,7 +104,9 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
 
 
 def evaluate_loader(model: nn.Module, loader: DeviceLoader, classes: Sequence[str], split: str, *,
-                    tta_flip: bool = False, autocast_dtype: torch.dtype | None = None) -> EvalReport:
+                    tta_flip: bool = False, tta_translate: int = 0,
+                    autocast_dtype: torch.dtype | None = None) -> EvalReport:
     """Evaluate ``model`` on every image of ``loader``."""
-    logits = predict_logits(model, loader, tta_flip=tta_flip, autocast_dtype=autocast_dtype)
+    logits = predict_logits(model, loader, tta_flip=tta_flip, tta_translate=tta_translate,
+                            autocast_dtype=autocast_dtype)
     return report_from_logits(logits, loader.labels, classes, split)

@@ -11,6 +11,7 @@ import torch
 
 from cifarlab.data.loader import normalize
 from cifarlab.errors import ConfigError
+from cifarlab.evaluation.metrics import tta_logits
 from cifarlab.training.checkpoint import load_trained
 
 
@@ -37,9 +38,8 @@ def predict(path: str | Path, images: Sequence[str | Path], *, top_k: int = 3,
         raise ConfigError(f"--top-k must be between 1 and {len(trained.classes)}, got {top_k}")
     batch = np.stack([decode_image(p) for p in images])  # every file decoded before any is classified
     x = normalize(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2), trained.mean, trained.std)
-    logits = trained.model(x)
-    if trained.config.train.tta_flip:
-        logits = 0.5 * (logits + trained.model(x.flip(3)))
+    logits = tta_logits(trained.model, x, flip=trained.config.train.tta_flip,
+                        translate=trained.config.train.tta_translate)
     probs, idx = logits.softmax(1).topk(top_k, dim=1)
     return [Prediction(str(f), [(trained.classes[i], float(p)) for p, i in zip(pr.tolist(), ix.tolist())])
             for f, pr, ix in zip(images, probs, idx)]

@@ -18,8 +18,8 @@ from __future__ import annotations
 import torch
 
 # Quintic Newton-Schulz coefficients chosen for the steepest slope at zero:
-# three iterations take every singular value into about [0.7, 1.2], which
-# trains as well as exact orthogonalisation.
+# three iterations take every singular value to somewhere near 1 (roughly
+# 0.5 to 1.5) rather than exactly 1, which trains as well as an exact U V^T.
 _NS_COEFFS = (3.4445, -4.7750, 2.0315)
 
 

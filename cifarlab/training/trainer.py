@@ -295,7 +295,8 @@ class _Run:
     def _evaluate(self, split: tuple[torch.Tensor, torch.Tensor], name: str) -> EvalReport:
         t0 = time.perf_counter()
         report = evaluate_loader(self._eval_model(), self._eval_loader(split), self.splits.classes, name,
-                                 tta_flip=self.cfg.train.tta_flip, autocast_dtype=self.autocast)
+                                 tta_flip=self.cfg.train.tta_flip, tta_translate=self.cfg.train.tta_translate,
+                                 autocast_dtype=self.autocast)
         self.state["eval_seconds"] += time.perf_counter() - t0
         return report
 
