@@ -104,7 +104,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     log_every: int = 100  # the seed's "running loss every 100 mini-batches"
     device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA or CPU)
+    precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA or CPU) | auto (bf16 where the device computes it natively)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA)
     seed: int = 0
@@ -134,7 +134,7 @@ _CHOICES = {
     "optim.name": ("adam", "adamw", "sgd", "muon"),
     "schedule.name": ("constant", "step", "cosine", "onecycle"),
     "train.device": ("auto", "cpu", "cuda"),
-    "train.precision": ("fp32", "bf16"),
+    "train.precision": ("fp32", "bf16", "auto"),
 }
 _POSITIVE = ("optim.lr", "optim.muon_lr", "train.epochs", "train.batch_size", "train.eval_batch_size",
              "train.log_every", "schedule.step_epochs")

@@ -22,6 +22,7 @@ import cifarlab
 import cifarlab.training.trainer
 from cifarlab.cli import main
 from cifarlab.errors import ConfigError, ModelError
+from cifarlab.training.devices import native_bf16
 from cifarlab.training.trainer import TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,6 +70,8 @@ def test_fast_preset_learns_separable_data(tiny_imagefolder, tmp_path):
                             progress=False, verbose=False, train__epochs=2, train__batch_size=50,
                             data__val_size=50)
     assert result.summary["test_acc"] > 0.5  # chance is 0.1
+    # The preset's precision is auto: bf16 autocast exactly where this CPU computes bf16 natively.
+    assert result.summary["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
 
 
 @pytest.mark.parametrize("preset", ["seed", "fast-cpu"])

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from cifarlab.data.loader import DeviceLoader
 from cifarlab.errors import ConfigError
 from cifarlab.evaluation.metrics import EvalReport, evaluate_loader
 from cifarlab.training.checkpoint import load_trained
-from cifarlab.training.devices import prepare_splits, resolve_device
+from cifarlab.training.devices import prepare_splits, resolve_device, resolve_precision
 
 
 def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = "auto",
@@ -36,6 +34,6 @@ def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = 
         raise ConfigError(f"{path}: the run used data.val_size=0, so it has no validation split")
     loader = DeviceLoader(*chosen, batch_size or cfg.train.eval_batch_size, mean=cfg.data.mean, std=cfg.data.std,
                           channels_last=cfg.train.channels_last)
-    autocast = torch.bfloat16 if cfg.train.precision == "bf16" else None
     return evaluate_loader(trained.model, loader, splits.classes, split, tta_flip=cfg.train.tta_flip,
-                           tta_translate=cfg.train.tta_translate, autocast_dtype=autocast)
+                           tta_translate=cfg.train.tta_translate,
+                           autocast_dtype=resolve_precision(cfg.train.precision, dev))

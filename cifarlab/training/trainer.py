@@ -30,7 +30,7 @@ from cifarlab.models import build_model
 from cifarlab.training import checkpoint as ckpt
 from cifarlab.training.ema import EMA
 from cifarlab.training.optim import build_optimizer, lr_multiplier
-from cifarlab.training.devices import prepare_splits, resolve_device
+from cifarlab.training.devices import prepare_splits, resolve_device, resolve_precision
 from cifarlab.training.rundir import CONFIG_FILE, RunFiles, environment, new_run_dir, timestamp
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -95,7 +95,7 @@ class _Run:
         self.cfg, self.files, self.resuming = cfg, RunFiles(run_dir), resuming
         self.callbacks, self.progress, self.verbose = callbacks, progress, verbose
         self.device = resolve_device(cfg.train.device)
-        self.autocast = torch.bfloat16 if cfg.train.precision == "bf16" else None
+        self.autocast = resolve_precision(cfg.train.precision, self.device)
         self.ckpt_path = run_dir / ckpt.CHECKPOINT_FILE
         t0 = time.perf_counter()
         if data is None:
@@ -184,7 +184,7 @@ class _Run:
         self._say(f"run {files.dir}  model {self._model_name()} ({self.params:,} params)  "
                   f"data {self.splits.source}: {len(self.splits.train[1]):,} train / "
                   f"{0 if self.splits.val is None else len(self.splits.val[1]):,} val / "
-                  f"{len(self.splits.test[1]):,} test  device {self.device}"
+                  f"{len(self.splits.test[1]):,} test  device {self.device} ({self._precision()})"
                   + (f"  resuming after epoch {start_epoch}" if start_epoch else ""))
         self._say(_HEADER)
         try:
@@ -353,12 +353,16 @@ class _Run:
             "train_images": len(self.splits.train[1]),
             "test_images": len(self.splits.test[1]),
             "device": str(self.device),
+            "precision": self._precision(),
             "seed": cfg.train.seed,
             "data": self.splits.source,
             "updated_at": timestamp(),
         }
         self.files.write_summary(summary)
         return summary
+
+    def _precision(self) -> str:
+        return "bf16" if self.autocast is not None else "fp32"
 
     def _model_name(self) -> str:
         return "custom" if self.cfg.model.layers is not None else self.cfg.model.name
