@@ -74,6 +74,17 @@ def test_fast_preset_learns_separable_data(tiny_imagefolder, tmp_path):
     assert result.summary["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
 
 
+@pytest.mark.slow
+def test_compiled_training_learns_and_its_weights_evaluate_the_same(tiny_imagefolder, tmp_path, capsys):
+    # torch.compile (the fast preset's setting) builds C++ kernels on the CPU: about 45 s here.
+    data = cifarlab.load_dataset(tiny_imagefolder)
+    result = cifarlab.train("fast-cpu", out_dir=tmp_path / "compiled", data=data, progress=False, verbose=False,
+                            train__epochs=2, train__batch_size=50, data__val_size=50, train__compile=True)
+    assert result.config.train.compile and result.summary["test_acc"] > 0.5
+    assert main(["evaluate", str(tmp_path / "compiled"), "--data", str(tiny_imagefolder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(result.summary["test_acc"], abs=1e-9)
+
+
 @pytest.mark.parametrize("preset", ["seed", "fast-cpu"])
 def test_resume_after_interrupt_gives_the_same_final_weights(tiny_imagefolder, tmp_path, preset):
     data = cifarlab.load_dataset(tiny_imagefolder)
