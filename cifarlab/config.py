@@ -106,7 +106,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA or CPU) | auto (bf16 where the device computes it natively)
     channels_last: bool = False
-    compile: bool = False  # torch.compile the model (CUDA)
+    compile: bool = False  # torch.compile the model (CUDA or CPU; the first steps pay for compiling)
     seed: int = 0
 
 
