@@ -5,6 +5,9 @@ Anything raised as a :class:`CifarlabError` is a problem with the user's input
 Any other exception is a bug and keeps its traceback.
 """
 
+import errno
+import os
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for a one-line error."""
@@ -26,3 +29,17 @@ class DataError(CifarlabError):
 
 class ModelError(CifarlabError):
     """A model name, layer definition or weights file is invalid."""
+
+
+class DiskError(CifarlabError):
+    """A file could not be written: no space left, read-only file system, permission denied, I/O error.
+
+    ``path`` is the file the caller meant to write (never a temporary file's
+    name), ``reason`` the operating system's words for it and ``errno`` its
+    code, e.g. ``errno.ENOSPC``.
+    """
+
+    def __init__(self, path: str | os.PathLike, exc: OSError):
+        self.path, self.errno, self.reason = str(path), exc.errno, exc.strerror or first_line(exc)
+        code = errno.errorcode.get(exc.errno) if exc.errno else None
+        super().__init__(f"{path}: cannot write: {self.reason}" + (f" ({code})" if code else ""))

@@ -14,6 +14,8 @@ import pkgutil
 import sys
 
 from cifarlab.errors import CifarlabError
+from cifarlab.fileio import DISK_FAULTS
+from cifarlab.preemption import Interrupted, raise_on_sigterm
 
 # The order in which sub-commands are listed in --help: the workflow's order.
 _ORDER = ["data", "train", "evaluate", "predict", "inspect", "export", "sweep", "runs"]
@@ -44,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cifarlab`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    raise_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except CifarlabError as exc:
@@ -54,6 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: not an error
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        print(f"cifarlab {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:  # a disk fault in a write that fileio does not perform (a folder, a library's file)
+        if args.debug or exc.errno not in DISK_FAULTS:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cifarlab {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Interrupted): the shell's 128 + signal number
+        print(f"cifarlab {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return exc.exit_status if isinstance(exc, Interrupted) else 130

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cifarlab.errors import DiskError
 from cifarlab.fileio import atomic_path, write_json
 
 # Bump whenever decoding or the cache file's contents change.
@@ -55,8 +56,8 @@ def _archive_sha256(path: Path, cache_dir: Path) -> str:
     index[str(path)] = {**stamp, "sha256": digest}
     try:
         write_json(index_path, index)
-    except OSError as exc:
-        warnings.warn(f"{index_path}: cannot record the archive's hash ({exc})", stacklevel=3)
+    except (OSError, DiskError) as exc:
+        warnings.warn(f"{index_path}: cannot record the archive's hash: {_why(exc)}", stacklevel=3)
     return digest
 
 
@@ -123,11 +124,18 @@ def load_arrays(path: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
 def save_arrays(path: Path, arrays: tuple[np.ndarray, ...], kind: str) -> None:
     """Write the arrays atomically; uncompressed, so loading them is a plain read.
 
-    A cache folder that cannot be written only costs the next run a decode,
-    so that is a warning, not an error.
+    A cache folder that cannot be written (full, read-only, not ours) only
+    costs the next run a decode, so that is a warning and the data is used
+    without the cache; nothing half-written is left in it.
     """
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **dict(zip(_ARRAYS, arrays)), kind=np.array(kind))
-    except OSError as exc:
-        warnings.warn(f"{path}: cannot write the cache file ({exc}); the next load decodes again", stacklevel=3)
+    except (OSError, DiskError) as exc:
+        warnings.warn(f"{path}: cannot write the cache file: {_why(exc)}; using the data without the cache",
+                      stacklevel=3)
+
+
+def _why(exc: OSError | DiskError) -> str:
+    """The operating system's reason, e.g. ``No space left on device``."""
+    return exc.reason if isinstance(exc, DiskError) else exc.strerror or str(exc)
