@@ -31,7 +31,7 @@ import cifarlab  # noqa: E402
 from cifarlab.config import parse_override  # noqa: E402
 from cifarlab.data.loader import DeviceLoader, to_device_images  # noqa: E402
 from cifarlab.models import create_model  # noqa: E402
-from cifarlab.training.rundir import RunFiles  # noqa: E402
+from cifarlab.rundir import RunDir  # noqa: E402
 
 
 class _Reached(Exception):
@@ -60,7 +60,7 @@ def run_seed(preset: str, data, target: float, seed: int, overrides: dict) -> di
                                     verbose=False, train__seed=seed, train__test_every_epoch=True, **overrides)
             summary, finished = result.summary, True
         except _Reached:
-            summary, finished = RunFiles(Path(out)).read_summary(), False
+            summary, finished = RunDir(out).summary(), False
     wall = time.perf_counter() - t0
     extra_tests = [e["test_seconds"] for e in (epochs if finished else epochs[:-1])]
     return {"seed": seed, "reached": epochs[-1]["test_acc"] >= target, "epochs": len(epochs),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import torch
@@ -23,6 +23,7 @@ class EvalReport:
     classes: list[str]
     per_class: list[float]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
+    probs: torch.Tensor | None = field(default=None, repr=False)  # float32 softmax per image, in split order
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -100,6 +101,7 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
         classes=list(classes),
         per_class=(confusion.diag() / per_class_total).tolist(),
         confusion=confusion.tolist(),
+        probs=logits.softmax(1),
     )
 
 

@@ -28,9 +28,18 @@ def native_bf16(device: torch.device) -> bool:
     run there about 1.6x faster than fp32; elsewhere they are emulated, slower).
     """
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(including_emulation=False)
+        return cuda_native_bf16(torch.cuda.get_device_capability(device))
     probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
     return device.type == "cpu" and any(probe is not None and probe() for probe in probes)
+
+
+def cuda_native_bf16(capability: tuple[int, int]) -> bool:
+    """Whether a GPU of this compute capability has bf16 tensor cores: Ampere (8.0) and later.
+
+    Decided from the capability, not ``torch.cuda.is_bf16_supported()``, which
+    says yes on a T4 (7.5) where bf16 is emulated and slower than fp32.
+    """
+    return tuple(capability) >= (8, 0)
 
 
 def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
@@ -47,6 +56,7 @@ class Splits:
     train: tuple[torch.Tensor, torch.Tensor]
     val: tuple[torch.Tensor, torch.Tensor] | None
     test: tuple[torch.Tensor, torch.Tensor]
+    test_index: np.ndarray  # positions of the test images in the dataset's test set
     classes: list[str]
     source: str
 
@@ -75,6 +85,7 @@ def prepare_splits(cfg: Config, data, device: torch.device) -> Splits:
         train=put(data.train_images[train_idx], labels[train_idx]),
         val=val,
         test=put(data.test_images[test_idx], data.test_labels[test_idx]),
+        test_index=test_idx,
         classes=list(data.classes),
         source=data.source,
     )

@@ -18,7 +18,6 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import yaml
 from tqdm.auto import tqdm
 
 from cifarlab import config as config_mod
@@ -31,7 +30,8 @@ from cifarlab.training import checkpoint as ckpt
 from cifarlab.training.ema import EMA
 from cifarlab.training.optim import build_optimizer, lr_multiplier
 from cifarlab.training.devices import prepare_splits, resolve_device, resolve_precision
-from cifarlab.training.rundir import CONFIG_FILE, RunFiles, environment, new_run_dir, timestamp
+from cifarlab.inspection.arch import describe_arch
+from cifarlab.rundir import RunDir, environment, new_run_dir, timestamp
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -73,12 +73,12 @@ def train(
     epoch's metrics; if one raises, the epoch's checkpoint is already saved.
     """
     if resume is not None:
-        run_dir = Path(resume)
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise ConfigError(f"{run_dir}: cannot resume, no {CONFIG_FILE} (not a cifarlab run directory)")
+        run_dir = RunDir(resume)
+        if not run_dir.exists():
+            raise ConfigError(f"{run_dir.path}: cannot resume, no {RunDir.CONFIG} (not a cifarlab run directory)")
         if overrides or config is not None:
             raise ConfigError("--resume continues a run with its recorded config; drop the other options")
-        cfg = config_mod.from_dict(yaml.safe_load((run_dir / CONFIG_FILE).read_text()), where=str(run_dir))
+        cfg = run_dir.config()
     else:
         cfg = config_mod.load(config, **overrides)
         if cfg.data.path is not None:  # recorded absolute, so evaluate works from any folder
@@ -90,13 +90,13 @@ def train(
 class _Run:
     """State of one training run; ``run()`` is the loop."""
 
-    def __init__(self, cfg: Config, run_dir: Path, resuming: bool, data, callbacks: list[EpochCallback],
+    def __init__(self, cfg: Config, run_dir: RunDir, resuming: bool, data, callbacks: list[EpochCallback],
                  progress: bool, verbose: bool):
-        self.cfg, self.files, self.resuming = cfg, RunFiles(run_dir), resuming
+        self.cfg, self.files, self.resuming = cfg, run_dir, resuming
         self.callbacks, self.progress, self.verbose = callbacks, progress, verbose
         self.device = resolve_device(cfg.train.device)
         self.autocast = resolve_precision(cfg.train.precision, self.device)
-        self.ckpt_path = run_dir / ckpt.CHECKPOINT_FILE
+        self.ckpt_path = run_dir.path / RunDir.CHECKPOINT
         t0 = time.perf_counter()
         if data is None:
             from cifarlab.data import load_dataset
@@ -119,7 +119,8 @@ class _Run:
             init(normalize(sample, cfg.data.mean, cfg.data.std))
         if cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.arch = describe_arch(self.model)
+        self.params = self.arch["params"]
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.ema = EMA(self.model, cfg.train.ema) if cfg.train.ema > 0 else None
         self.forward = torch.compile(self.model) if cfg.train.compile else self.model
@@ -175,13 +176,13 @@ class _Run:
                                       "best_val_acc": None, "best_epoch": None, "first_epoch_seconds": None}
         start_epoch = self._restore() if self.resuming else 0
         if not self.resuming or start_epoch == 0:
-            files.write_config(cfg.to_yaml())
+            files.write_config(cfg)
             files.write_env(environment(self.device))
         self.started = time.perf_counter()
         # Wall time of the sessions before a resume; counted once, at the start of this one.
-        self.wall_before = files_summary(files).get("wall_seconds", 0.0) if start_epoch else 0.0
+        self.wall_before = files.summary().get("wall_seconds", 0.0) if start_epoch else 0.0
         self._write_summary("running")
-        self._say(f"run {files.dir}  model {self._model_name()} ({self.params:,} params)  "
+        self._say(f"run {files.path}  model {self._model_name()} ({self.params:,} params)  "
                   f"data {self.splits.source}: {len(self.splits.train[1]):,} train / "
                   f"{0 if self.splits.val is None else len(self.splits.val[1]):,} val / "
                   f"{len(self.splits.test[1]):,} test  device {self.device} ({self._precision()})"
@@ -199,7 +200,7 @@ class _Run:
             raise
         except KeyboardInterrupt:
             self._write_summary("interrupted")
-            self._say(f"interrupted: resume with `cifarlab train --resume {files.dir}`")
+            self._say(f"interrupted: resume with `cifarlab train --resume {files.path}`")
             raise
         except BaseException:
             self._write_summary("stopped")
@@ -313,22 +314,23 @@ class _Run:
     def _finish(self) -> TrainResult:
         files = self.files
         test = self._evaluate(self.splits.test, "test")
-        ckpt.save_weights(files.dir / ckpt.WEIGHTS_FILE, self._eval_model(), self.cfg, self.splits.classes,
+        files.write_predictions(torch.from_numpy(self.splits.test_index), self.splits.test[1], test.probs)
+        ckpt.save_weights(files.path / RunDir.WEIGHTS, self._eval_model(), self.cfg, self.splits.classes,
                           test_acc=test.accuracy)
         summary = self._write_summary("completed", test=test)
         from cifarlab.reporting.plots import write_run_plots
 
-        write_run_plots(files.dir, files.read_metrics(), test)
+        write_run_plots(files.path, files.metrics(), test)
         val_acc = summary["val_acc"]
         self._say(f"test accuracy {test.accuracy:.2%}"
                   + (f"  (val {val_acc:.2%}, best val {self.state['best_val_acc']:.2%} at epoch "
                      f"{self.state['best_epoch']})" if val_acc is not None else "")
-                  + f"  train {self.state['train_seconds']:.1f}s  wall {summary['wall_seconds']:.1f}s  -> {files.dir}")
-        return TrainResult(run_dir=files.dir, summary=summary, config=self.cfg)
+                  + f"  train {self.state['train_seconds']:.1f}s  wall {summary['wall_seconds']:.1f}s  -> {files.path}")
+        return TrainResult(run_dir=files.path, summary=summary, config=self.cfg)
 
     def _write_summary(self, status: str, test: EvalReport | None = None) -> dict[str, Any]:
         state, cfg = self.state, self.cfg
-        epoch_records = [r for r in self.files.read_metrics() if r.get("type") == "epoch"]
+        epoch_records = self.files.epochs()
         last = epoch_records[-1] if epoch_records else {}
         images = self.train_loader.num_images * state["epochs_completed"]
         summary = {
@@ -336,6 +338,7 @@ class _Run:
             "preset": cfg.preset,
             "model": self._model_name(),
             "params": self.params,
+            "arch": self.arch,
             "epochs": cfg.train.epochs,
             "epochs_completed": state["epochs_completed"],
             "train_loss": last.get("train_loss"),
@@ -370,14 +373,6 @@ class _Run:
     def _say(self, line: str) -> None:
         if self.verbose:
             tqdm.write(line)
-
-
-def files_summary(files: RunFiles) -> dict[str, Any]:
-    """The summary a run directory holds, or ``{}`` when it has none yet."""
-    try:
-        return files.read_summary()
-    except (OSError, ValueError):
-        return {}
 
 
 _HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_loss':>8} {'val_acc':>7} {'lr':>8} " \
