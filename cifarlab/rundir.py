@@ -38,6 +38,7 @@ class RunDir:
     PREDICTIONS = "predictions.safetensors"  # the final test pass: index, label, probs
     REPORT = "report.html"
     SWEEP = "sweep.json"  # a sweep trial's label, configuration group, own settings and write-up accuracy
+    ROBUSTNESS = "robustness.json"  # accuracy per corruption and severity, from `evaluate --corruptions`
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -72,6 +73,10 @@ class RunDir:
     def sweep(self) -> dict[str, Any]:
         """A sweep trial's record, or ``{}`` for a run outside a sweep."""
         return self._json(self.SWEEP)
+
+    def robustness(self) -> dict[str, Any]:
+        """``{"corruptions": {name: {severity: acc}}, "mean": acc, "clean": acc}``, or ``{}`` if never measured."""
+        return self._json(self.ROBUSTNESS)
 
     def _json(self, name: str) -> dict[str, Any]:
         try:
@@ -131,6 +136,10 @@ class RunDir:
     def write_sweep(self, record: dict[str, Any]) -> None:
         """Save a sweep trial's record."""
         write_json(self.path / self.SWEEP, record)
+
+    def write_robustness(self, result: dict[str, Any]) -> None:
+        """Save the corruption accuracies (see :meth:`robustness`)."""
+        write_json(self.path / self.ROBUSTNESS, result)
 
     def append_metrics(self, records: list[dict[str, Any]]) -> None:
         """Append records to ``metrics.jsonl``, one JSON object per line."""
