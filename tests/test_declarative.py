@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 import pytest
@@ -11,7 +12,8 @@ import yaml
 from cifarlab.config import ModelConfig
 from cifarlab.errors import ModelError
 from cifarlab.models import build_model, create_model
-from cifarlab.models.declarative import build_from_layers, build_layers
+from cifarlab.inspection import inspect_model
+from cifarlab.models.declarative import LAYERS, build_from_layers, build_layers
 
 
 def _params(model: torch.nn.Module) -> int:
@@ -125,3 +127,50 @@ def test_linear_in_features_mismatch_message():
         build_from_layers(layers)
     model, errors, _ = build_layers(layers, lenient=True)  # inspection builds it anyway
     assert len(errors) == 1 and model.fc1.in_features == 4096
+
+
+_REQUIRED = {"conv": {"out": 4, "kernel": 3}, "linear": {"out": 4}, "residual": ["relu"]}
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_every_table_type_builds_with_its_defaults_and_tracks_the_real_shape(kind):
+    shape = (12,) if kind == "linear" else (3, 8, 8)
+    entry = {kind: _REQUIRED[kind]} if kind in _REQUIRED else kind
+    model, errors, out_shape = build_layers([entry], shape)
+    assert errors == [] and list(dict(model.named_children())) == [f"{LAYERS[kind].stem}1"]
+    with torch.no_grad():
+        assert tuple(model.eval()(torch.randn(2, *shape)).shape[1:]) == out_shape
+
+
+@pytest.mark.parametrize("layers, shape, message", [
+    ([{"conv": {"out": 4, "kernel": 3, "groups": 2}}], (3, 8, 8),
+     "layer 1 (conv conv1): groups 2 must divide in-channels 3 and out-channels 4"),
+    ([{"conv": {"out": 4, "kernel": 9}}], (3, 8, 8),
+     "layer 1 (conv conv1): kernel 9x9 is larger than the incoming 8x8 (padding 0x0)"),
+    ([{"maxpool": {"kernel": 9}}], (3, 8, 8), "layer 1 (maxpool pool1): kernel 9x9 is larger than the incoming 8x8"),
+    (["flatten", {"conv": {"out": 4, "kernel": 1}}], (3, 8, 8),
+     "layer 2 (conv conv1): needs an image input CxHxW, but the incoming shape is 3x8x8=192"),
+    (["flatten", {"adaptiveavgpool": {"size": 1}}], (3, 8, 8),
+     "layer 2 (adaptiveavgpool pool1): needs an image input CxHxW, but the incoming shape is 3x8x8=192"),
+    (["batchnorm"], (3, 8), "layer 1 (batchnorm bn1): needs CxHxW or features input, got 3x8"),
+    ([{"linear": {"out": 2}}], (3, 8, 8),
+     "layer 1 (linear fc1): the incoming shape 3x8x8 is not flat; add '- flatten' before it "
+     "(then in-features 192 would fit)"),
+])
+def test_lenient_mode_records_every_size_mismatch_alike(layers, shape, message):
+    """Strict: the mismatch raises. Lenient: the same line is recorded, the layer built and the rest built after it."""
+    with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+        build_layers(layers, shape)
+    model, errors, _ = build_layers([*layers, "relu"], shape, lenient=True)
+    assert [str(e) for e in errors] == [message]
+    assert list(dict(model.named_children()))[-1] == "relu1"
+    report = inspect_model([*layers, "relu"], input_shape=shape)  # a finding, not an exception
+    assert not report.ok and [(f.code, f.message) for f in report.errors] == [("shape-mismatch", message)]
+
+
+def test_an_entry_that_contradicts_itself_raises_even_when_lenient():
+    with pytest.raises(ModelError, match=r"^layer 1 \(conv conv1\): groups 2 must divide in-channels 4 and "
+                                         r"out-channels 3$"):
+        build_layers([{"conv": {"out": 3, "kernel": 1, "groups": 2}}], (4, 8, 8), lenient=True)
+    with pytest.raises(ModelError, match=r"^layer 1 \(maxpool pool1\): padding 2x2 must be at most half the kernel"):
+        build_layers([{"maxpool": {"kernel": 2, "padding": 2}}], lenient=True)

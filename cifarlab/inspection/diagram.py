@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cifarlab.errors import ModelError
 from cifarlab.fileio import atomic_path
+from cifarlab.textfmt import fmt_shape
 
 _COLORS = {"Conv": "#9ecae1", "Linear": "#fdae6b", "BatchNorm": "#c7e9c0", "Pool": "#dadaeb",
            "Dropout": "#eeeeee", "Flatten": "#eeeeee"}
@@ -21,10 +22,6 @@ def _color(kind: str) -> str:
         if key in kind:
             return color
     return "#fff7bc"  # activations and anything else
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(s) for s in shape) if shape is not None else "?"
 
 
 def _draw_skip(ax, pos, block: str, first: int, last: int, per_column: int) -> None:
@@ -66,7 +63,7 @@ def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
         return 3.6 * (i // per_column) + 0.3, -(i % per_column) - 0.5
 
     x0, _ = pos(0)
-    ax.text(x0 + 1.4, 0.25, f"input {_fmt(report.input_shape)}", ha="center", va="center", fontsize=7)
+    ax.text(x0 + 1.4, 0.25, f"input {fmt_shape(report.input_shape)}", ha="center", va="center", fontsize=7)
     for i, r in enumerate(rows):
         x, y = pos(i)
         edge = "#c00" if r.name in bad else "#444"
@@ -76,7 +73,7 @@ def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
         if i + 1 < len(rows) and (i + 1) % per_column:
             ax.annotate("", xy=(x + 1.4, y - 0.82), xytext=(x + 1.4, y - 0.18),
                         arrowprops={"arrowstyle": "->", "color": "#444", "lw": 0.8})
-        ax.text(x + 1.5, y - 0.5, _fmt(r.output_shape), ha="left", va="center", fontsize=6, color="#333")
+        ax.text(x + 1.5, y - 0.5, fmt_shape(r.output_shape), ha="left", va="center", fontsize=6, color="#333")
     for block, first, last in report.residuals:
         _draw_skip(ax, pos, block, first, last, per_column)
     with atomic_path(path) as tmp:

@@ -9,6 +9,7 @@ from typing import Any
 import torch.nn as nn
 
 from cifarlab.inspection.trace import LayerRow, TraceFailure
+from cifarlab.textfmt import fmt_shape
 
 _ACTIVATIONS = {"ReLU", "ReLU6", "GELU", "SiLU", "LeakyReLU", "ELU", "PReLU", "Mish", "Hardswish",
                 "Sigmoid", "Tanh", "SELU", "CELU"}
@@ -33,10 +34,6 @@ class Finding:
         return f"{self.level}: {self.message}"
 
 
-def _fmt(shape) -> str:
-    return "x".join(str(s) for s in shape) if shape is not None else "?"
-
-
 def failure_finding(failure: TraceFailure) -> Finding:
     """An error finding for a layer that raised: both shapes and, for a linear, what would fit."""
     m, inp = failure.module, failure.input_shape
@@ -46,15 +43,15 @@ def failure_finding(failure: TraceFailure) -> Finding:
         for s in inp:
             n *= s
         if len(inp) == 1:
-            msg = (f"{where} expects in-features {m.in_features} but gets {_fmt(inp)}; "
+            msg = (f"{where} expects in-features {m.in_features} but gets {fmt_shape(inp)}; "
                    f"in-features {inp[0]} would fit")
         else:
-            msg = (f"{where} expects in-features {m.in_features} but gets the unflattened {_fmt(inp)}; "
+            msg = (f"{where} expects in-features {m.in_features} but gets the unflattened {fmt_shape(inp)}; "
                    f"flatten first (in-features {n} would fit)")
         return Finding("error", failure.name, msg, "shape-mismatch")
     if isinstance(m, nn.modules.conv._ConvNd) and inp is not None:
         expect = f"{m.in_channels}x" + "x".join("DHW"[-len(m.kernel_size):])
-        msg = f"{where} expects {expect} (kernel {_fmt(m.kernel_size)}) but gets {_fmt(inp)}"
+        msg = f"{where} expects {expect} (kernel {fmt_shape(m.kernel_size)}) but gets {fmt_shape(inp)}"
         # A wrong number of dimensions needs no more words than the two shapes.
         if len(inp) == len(m.kernel_size) + 1 and inp[0] != m.in_channels:
             msg += f"; in-channels {inp[0]} would fit"
@@ -62,9 +59,9 @@ def failure_finding(failure: TraceFailure) -> Finding:
             msg += f": {failure.message}"
         return Finding("error", failure.name, msg, "shape-mismatch")
     if isinstance(m, nn.modules.batchnorm._BatchNorm) and inp is not None:
-        msg = f"{where} expects {m.num_features} channels but gets {_fmt(inp)}; {inp[0]} would fit"
+        msg = f"{where} expects {m.num_features} channels but gets {fmt_shape(inp)}; {inp[0]} would fit"
         return Finding("error", failure.name, msg, "shape-mismatch")
-    return Finding("error", failure.name, f"{where} fails on input {_fmt(inp)}: {failure.message}", "fails")
+    return Finding("error", failure.name, f"{where} fails on input {fmt_shape(inp)}: {failure.message}", "fails")
 
 
 def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
@@ -93,7 +90,8 @@ def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
         if row.type in _GLOBAL_POOLS and not later_spatial:
             continue  # a global pool right before the head is by design
         out.append(Finding("warning", row.name,
-                           f"spatial size collapses to 1x1 at {row.name} ({row.type}: {_fmt(inp)} -> {_fmt(shp)}) "
+                           f"spatial size collapses to 1x1 at {row.name} "
+                           f"({row.type}: {fmt_shape(inp)} -> {fmt_shape(shp)}) "
                            "before the head; later layers see no spatial structure", "spatial-collapse"))
         break
     if total_params > 0:

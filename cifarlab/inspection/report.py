@@ -13,6 +13,7 @@ from cifarlab.inspection.findings import Finding, design_warnings, failure_findi
 from cifarlab.inspection.sources import resolve_model
 from cifarlab.inspection.trace import LayerRow, trace
 from cifarlab.models.declarative import Residual
+from cifarlab.textfmt import fmt_shape
 
 
 @dataclass
@@ -87,8 +88,9 @@ class InspectReport:
         out = []
         for r in self.rows:
             frozen = f" (+{r.params_frozen:,} frozen)" if r.params_frozen else ""
-            out.append([r.name, r.type, _fmt(r.output_shape) if r.ok else "FAILS", f"{r.params_trainable:,}{frozen}",
-                        f"{r.macs:,}", f"{r.activation_bytes / 1e3:,.1f}"])
+            shape = fmt_shape(r.output_shape) if r.ok else "FAILS"
+            out.append([r.name, r.type, shape, f"{r.params_trainable:,}{frozen}", f"{r.macs:,}",
+                        f"{r.activation_bytes / 1e3:,.1f}"])
         return out
 
     _HEAD: ClassVar[list[str]] = ["layer", "type", "output", "params", "MACs", "act KB"]
@@ -103,8 +105,8 @@ class InspectReport:
             return "  ".join(c.rjust(w) if i in right else c.ljust(w)
                              for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
-        title = (f"model {self.model_name}: input {self.batch}x{_fmt(self.input_shape)} "
-                 f"-> output {_fmt(self.output_shape)}")
+        title = (f"model {self.model_name}: input {self.batch}x{fmt_shape(self.input_shape)} "
+                 f"-> output {fmt_shape(self.output_shape)}")
         lines = [title, line(self._HEAD), line(["-" * w for w in widths])]
         lines += [line(r) for r in rows]
         lines.append(line(["-" * w for w in widths]))
@@ -122,8 +124,8 @@ class InspectReport:
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self._table_rows())
         finds = "".join(
             f"<li style='color:{'#b00' if f.level == 'error' else '#a60'}'>{esc(str(f))}</li>" for f in self.findings)
-        return (f"<div><b>{esc(self.model_name)}</b>: input {self.batch}x{esc(_fmt(self.input_shape))} → "
-                f"{esc(_fmt(self.output_shape))}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (f"<div><b>{esc(self.model_name)}</b>: input {self.batch}x{esc(fmt_shape(self.input_shape))} → "
+                f"{esc(fmt_shape(self.output_shape))}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                 f"<p>params {self.params:,} ({self.param_mb:.2f} MB); MACs/image {self.macs:,}; "
                 f"activations {self.activation_mb:.2f} MB for batch {self.batch}</p>"
                 + (f"<ul>{finds}</ul>" if finds else "") + "</div>")
@@ -131,10 +133,6 @@ class InspectReport:
     def __repr__(self) -> str:
         return (f"InspectReport(model={self.model_name!r}, params={self.params:,}, macs={self.macs:,}, "
                 f"errors={len(self.errors)}, warnings={len(self.warnings)})")
-
-
-def _fmt(shape) -> str:
-    return "x".join(str(s) for s in shape) if shape is not None else "?"
 
 
 def parse_shape(text: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:

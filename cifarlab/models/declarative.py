@@ -24,25 +24,17 @@ against it. Every problem is a :class:`ModelError` naming the layer by position,
 type and name, e.g. ``layer 7 (linear fc1): in-features 4096 do not match the
 incoming 512x2x2=2048; in-features 2048 would fit``.
 
-Layer types and fields (defaults in brackets):
-
-=================  ==========================================================================
-conv               out, kernel, stride [1], padding [0], groups [1], bias [true], dilation [1]
-relu, gelu, silu   (none); leakyrelu: slope [0.01]; sigmoid, tanh, identity: (none)
-batchnorm          eps [1e-5], momentum [0.1]  (2-D on images, 1-D on features)
-maxpool, avgpool   kernel [2], stride [kernel], padding [0]
-adaptiveavgpool    size [1] (int or [h, w]); adaptivemaxpool likewise
-dropout            p [0.5]
-flatten            (none)
-linear             out, in [inferred], bias [true]
-residual           a list of layers whose output shape equals its input shape
-=================  ==========================================================================
+:data:`LAYERS` is the one table of layer types: each type's fields with their
+defaults (the required ones have none), its default name stem and its builder.
+A new layer type is one builder and one row there.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,27 +42,9 @@ import torch
 import torch.nn as nn
 
 from cifarlab.errors import ModelError
+from cifarlab.textfmt import fmt_shape
 
-# type -> (allowed fields, required fields, default name prefix)
-_SPECS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
-    "conv": (("out", "kernel", "stride", "padding", "groups", "bias", "dilation"), ("out", "kernel"), "conv"),
-    "relu": ((), (), "relu"),
-    "gelu": ((), (), "gelu"),
-    "silu": ((), (), "silu"),
-    "sigmoid": ((), (), "sigmoid"),
-    "tanh": ((), (), "tanh"),
-    "identity": ((), (), "identity"),
-    "leakyrelu": (("slope",), (), "leakyrelu"),
-    "batchnorm": (("eps", "momentum"), (), "bn"),
-    "maxpool": (("kernel", "stride", "padding"), (), "pool"),
-    "avgpool": (("kernel", "stride", "padding"), (), "pool"),
-    "adaptiveavgpool": (("size",), (), "pool"),
-    "adaptivemaxpool": (("size",), (), "pool"),
-    "dropout": (("p",), (), "dropout"),
-    "flatten": ((), (), "flatten"),
-    "linear": (("out", "in", "bias"), ("out",), "fc"),
-    "residual": ((), (), "res"),
-}
+Shape = tuple[int, ...]
 
 
 class Residual(nn.Sequential):
@@ -95,45 +69,232 @@ class ShapeError:
         return self.message
 
 
-@dataclass
-class _State:
-    """Shape tracking while building: ``shape`` excludes the batch dimension."""
+# ---------------------------------------------------------------- field readers
+# Each reader checks one field value and returns it in the form the builders use.
 
-    shape: tuple[int, ...]
-    desc: str  # how to describe the shape in messages, e.g. "512x2x2=2048"
+Reader = Callable[[Any, str, str], Any]  # (value, where, field name) -> checked value
+
+
+def _int(minimum: int) -> Reader:
+    def read(value: Any, where: str, key: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ModelError(f"{where}: field '{key}' must be an integer, got {value!r}")
+        if value < minimum:
+            raise ModelError(f"{where}: field '{key}' must be >= {minimum}, got {value}")
+        return value
+    return read
+
+
+def _pair(minimum: int) -> Reader:
+    def read(value: Any, where: str, key: str) -> tuple[int, int]:
+        vals = value if isinstance(value, (list, tuple)) else [value, value]
+        if len(vals) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
+            raise ModelError(f"{where}: field '{key}' must be an integer or [h, w], got {value!r}")
+        if any(v < minimum for v in vals):
+            raise ModelError(f"{where}: field '{key}' must be >= {minimum}, got {value!r}")
+        return int(vals[0]), int(vals[1])
+    return read
+
+
+def _num(lo: float, hi: float | None = None) -> Reader:
+    def read(value: Any, where: str, key: str) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ModelError(f"{where}: field '{key}' must be a number, got {value!r}")
+        if value < lo or (hi is not None and value > hi):
+            rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+            raise ModelError(f"{where}: field '{key}' must be {rng}, got {value}")
+        return float(value)
+    return read
+
+
+def _bool(value: Any, where: str, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ModelError(f"{where}: field '{key}' must be true or false, got {value!r}")
+    return value
+
+
+def _layer_list(value: Any, where: str, key: str) -> list:
+    if not value:
+        raise ModelError(f"{where}: expected a non-empty list of layers")
+    return value
+
+
+REQUIRED = object()  # the default of a field that must be given
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a layer type: its reader and default (``REQUIRED``, or None when the builder derives it)."""
+
+    read: Reader
+    default: Any = REQUIRED
+
+
+# ---------------------------------------------------------------- building
+
+
+@dataclass
+class _Build:
+    """One whole build: layer names taken so far and, when lenient, the sizes that could not connect."""
+
+    lenient: bool
     counters: dict[str, int] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
     errors: list[ShapeError] = field(default_factory=list)
 
 
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(s) for s in shape)
+@dataclass
+class Layer:
+    """What a builder sees of the layer it builds: the incoming shape and how to report a mismatch."""
+
+    shape: Shape  # incoming, without the batch dimension
+    desc: str  # how messages describe the incoming shape, e.g. "512x2x2=2048"
+    where: str  # "layer 7 (linear fc1)"
+    pos: str  # "7", or "2.1" inside a residual block
+    qualname: str  # the module's name in the network, e.g. "res1.conv3"
+    build: _Build
+    out_desc: str | None = None  # set by a builder that describes its output specially (flatten)
+    _reported: bool = False
+
+    def mismatch(self, message: str) -> None:
+        """A size that cannot connect. Raised; when lenient, recorded and the layer still built.
+
+        Every error that depends on the incoming shape goes through here (and every
+        error in the entry itself raises), so lenient mode treats them all alike.
+        A layer reports at most its first mismatch: the others follow from it.
+        """
+        if not self.build.lenient:
+            raise ModelError(f"{self.where}: {message}")
+        if not self._reported:
+            self.build.errors.append(ShapeError(self.qualname, f"{self.where}: {message}"))
+            self._reported = True
+
+    def image(self) -> tuple[int, int, int]:
+        """The incoming CxHxW; lenient on anything else, its first dimensions padded with 1s."""
+        if len(self.shape) != 3:
+            self.mismatch(f"needs an image input CxHxW, but the incoming shape is {self.desc}")
+        c, h, w = (*self.shape, 1, 1)[:3]
+        return c, h, w
 
 
-def _pair(value: Any, where: str, key: str, minimum: int) -> tuple[int, int]:
-    vals = value if isinstance(value, (list, tuple)) else [value, value]
-    if len(vals) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
-        raise ModelError(f"{where}: field '{key}' must be an integer or [h, w], got {value!r}")
-    if any(v < minimum for v in vals):
-        raise ModelError(f"{where}: field '{key}' must be >= {minimum}, got {value!r}")
-    return int(vals[0]), int(vals[1])
+Builder = Callable[[dict[str, Any], Layer], tuple[nn.Module, Shape]]  # (checked fields, layer) -> (module, out shape)
 
 
-def _int(value: Any, where: str, key: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ModelError(f"{where}: field '{key}' must be an integer, got {value!r}")
-    if value < minimum:
-        raise ModelError(f"{where}: field '{key}' must be >= {minimum}, got {value}")
-    return value
+def _out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    return max((size + 2 * p - d * (k - 1) - 1) // s + 1, 1)
 
 
-def _num(value: Any, where: str, key: str, lo: float, hi: float | None = None) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ModelError(f"{where}: field '{key}' must be a number, got {value!r}")
-    if value < lo or (hi is not None and value > hi):
-        rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-        raise ModelError(f"{where}: field '{key}' must be {rng}, got {value}")
-    return float(value)
+def _conv(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+    c, h, w = x.image()
+    out, groups, (kh, kw), (ph, pw), (dh, dw) = f["out"], f["groups"], f["kernel"], f["padding"], f["dilation"]
+    message = f"groups {groups} must divide in-channels {c} and out-channels {out}"
+    if out % groups:
+        raise ModelError(f"{x.where}: {message}")
+    if c % groups:
+        x.mismatch(message)
+        c += -c % groups  # the nearest in-channels the groups allow: the layer builds, the trace stops there
+    if dh * (kh - 1) + 1 > h + 2 * ph or dw * (kw - 1) + 1 > w + 2 * pw:
+        x.mismatch(f"kernel {kh}x{kw} is larger than the incoming {h}x{w} (padding {ph}x{pw})")
+    (sh, sw) = f["stride"]
+    module = nn.Conv2d(c, out, (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups,
+                       bias=f["bias"])
+    return module, (out, _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw))
+
+
+def _pool(cls: type[nn.Module]) -> Builder:
+    def build(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+        c, h, w = x.image()
+        (kh, kw), (ph, pw) = f["kernel"], f["padding"]
+        sh, sw = f["stride"] or f["kernel"]
+        if ph * 2 > kh or pw * 2 > kw:
+            raise ModelError(f"{x.where}: padding {ph}x{pw} must be at most half the kernel {kh}x{kw}")
+        if kh > h + 2 * ph or kw > w + 2 * pw:
+            x.mismatch(f"kernel {kh}x{kw} is larger than the incoming {h}x{w}")
+        module = cls((kh, kw), stride=(sh, sw), padding=(ph, pw))
+        return module, (c, _out_size(h, kh, sh, ph), _out_size(w, kw, sw, pw))
+    return build
+
+
+def _adaptive_pool(cls: type[nn.Module]) -> Builder:
+    def build(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+        c, _, _ = x.image()
+        return cls(f["size"]), (c, *f["size"])
+    return build
+
+
+def _same_shape(make: Callable[[dict[str, Any]], nn.Module]) -> Builder:
+    """A layer that keeps its input's shape (activations, dropout)."""
+    return lambda f, x: (make(f), x.shape)
+
+
+def _batchnorm(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+    if len(x.shape) not in (1, 3):
+        x.mismatch(f"needs CxHxW or features input, got {x.desc}")
+    cls = nn.BatchNorm2d if len(x.shape) == 3 else nn.BatchNorm1d
+    return cls(x.shape[0], eps=f["eps"], momentum=f["momentum"]), x.shape
+
+
+def _flatten(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+    n = math.prod(x.shape)
+    if len(x.shape) > 1:
+        x.out_desc = f"{fmt_shape(x.shape)}={n}"  # later messages show where the features came from
+    return nn.Flatten(), (n,)
+
+
+def _linear(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+    n = math.prod(x.shape)
+    if len(x.shape) != 1:
+        x.mismatch(f"the incoming shape {fmt_shape(x.shape)} is not flat; add '- flatten' before it "
+                   f"(then in-features {n} would fit)")
+    cin = f["in"] if f["in"] is not None else n
+    if cin != n:
+        x.mismatch(f"in-features {cin} do not match the incoming {x.desc}; in-features {n} would fit")
+    return nn.Linear(cin, f["out"], bias=f["bias"]), (f["out"],)
+
+
+def _residual(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+    body, shape = _build_list(f["layers"], x.build, x.shape, x.desc, prefix=f"{x.pos}.", path=f"{x.qualname}.")
+    if shape != x.shape:
+        x.mismatch(f"the residual body changes the shape from {fmt_shape(x.shape)} to {fmt_shape(shape)}; "
+                   "it must keep it")
+    return Residual(body), x.shape
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """One row of :data:`LAYERS`: fields (in the order messages list them), default name stem, builder."""
+
+    fields: dict[str, Field]
+    stem: str
+    build: Builder
+
+
+_POOL = {"kernel": Field(_pair(1), 2), "stride": Field(_pair(1), None), "padding": Field(_pair(0), 0)}
+_ADAPTIVE = {"size": Field(_pair(1), 1)}
+_BIAS = Field(_bool, True)
+
+LAYERS: dict[str, LayerType] = {
+    "conv": LayerType({"out": Field(_int(1)), "kernel": Field(_pair(1)), "stride": Field(_pair(1), 1),
+                       "padding": Field(_pair(0), 0), "groups": Field(_int(1), 1), "bias": _BIAS,
+                       "dilation": Field(_pair(1), 1)}, "conv", _conv),
+    "relu": LayerType({}, "relu", _same_shape(lambda f: nn.ReLU())),
+    "gelu": LayerType({}, "gelu", _same_shape(lambda f: nn.GELU())),
+    "silu": LayerType({}, "silu", _same_shape(lambda f: nn.SiLU())),
+    "sigmoid": LayerType({}, "sigmoid", _same_shape(lambda f: nn.Sigmoid())),
+    "tanh": LayerType({}, "tanh", _same_shape(lambda f: nn.Tanh())),
+    "identity": LayerType({}, "identity", _same_shape(lambda f: nn.Identity())),
+    "leakyrelu": LayerType({"slope": Field(_num(0.0), 0.01)}, "leakyrelu",
+                           _same_shape(lambda f: nn.LeakyReLU(f["slope"]))),
+    "batchnorm": LayerType({"eps": Field(_num(0.0), 1e-5), "momentum": Field(_num(0.0, 1.0), 0.1)}, "bn", _batchnorm),
+    "maxpool": LayerType(_POOL, "pool", _pool(nn.MaxPool2d)),
+    "avgpool": LayerType(_POOL, "pool", _pool(nn.AvgPool2d)),
+    "adaptiveavgpool": LayerType(_ADAPTIVE, "pool", _adaptive_pool(nn.AdaptiveAvgPool2d)),
+    "adaptivemaxpool": LayerType(_ADAPTIVE, "pool", _adaptive_pool(nn.AdaptiveMaxPool2d)),
+    "dropout": LayerType({"p": Field(_num(0.0, 1.0), 0.5)}, "dropout", _same_shape(lambda f: nn.Dropout(f["p"]))),
+    "flatten": LayerType({}, "flatten", _flatten),
+    "linear": LayerType({"out": Field(_int(1)), "in": Field(_int(1), None), "bias": _BIAS}, "fc", _linear),
+    "residual": LayerType({"layers": Field(_layer_list)}, "res", _residual),
+}
 
 
 def _parse_entry(entry: Any, pos: str) -> tuple[str, dict[str, Any], str | None]:
@@ -160,10 +321,10 @@ def _parse_entry(entry: Any, pos: str) -> tuple[str, dict[str, Any], str | None]
             name = fields.pop("name")
     else:
         raise ModelError(f"layer {pos}: expected a layer type or a mapping, got {entry!r}")
-    if kind not in _SPECS:
-        close = difflib.get_close_matches(kind, _SPECS, n=1)
+    if kind not in LAYERS:
+        close = difflib.get_close_matches(kind, LAYERS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(f"layer {pos}: unknown layer type {kind!r}{hint}; known: {', '.join(_SPECS)}")
+        raise ModelError(f"layer {pos}: unknown layer type {kind!r}{hint}; known: {', '.join(LAYERS)}")
     if kind == "residual" and "layers" not in fields:
         raise ModelError(f"layer {pos} (residual): expected a list of layers")
     if name is not None and not isinstance(name, str):
@@ -171,176 +332,62 @@ def _parse_entry(entry: Any, pos: str) -> tuple[str, dict[str, Any], str | None]
     return kind, fields, name
 
 
-def _check_fields(kind: str, fields: dict[str, Any], where: str) -> None:
-    allowed, required, _ = _SPECS[kind]
-    if kind == "residual":
-        return
-    for key in fields:
-        if key not in allowed:
-            known = ", ".join(allowed) if allowed else "none"
-            raise ModelError(f"{where}: unknown field {key!r} (fields: {known})")
-    for key in required:
-        if key not in fields:
+def _read_fields(spec: LayerType, given: dict[str, Any], where: str) -> dict[str, Any]:
+    """Every field of ``spec``, checked: the given value, else the default."""
+    for key in given:
+        if key not in spec.fields:
+            raise ModelError(f"{where}: unknown field {key!r} (fields: {', '.join(spec.fields) or 'none'})")
+    for key, fld in spec.fields.items():
+        if fld.default is REQUIRED and key not in given:
             raise ModelError(f"{where}: missing field {key!r}")
+    return {key: fld.read(given[key], where, key) if key in given else
+            fld.default if fld.default is None else fld.read(fld.default, where, key)
+            for key, fld in spec.fields.items()}
 
 
-def _need_image(kind: str, state: _State, where: str) -> tuple[int, int, int]:
-    if len(state.shape) != 3:
-        raise ModelError(f"{where}: needs an image input CxHxW, but the incoming shape is {state.desc}")
-    return state.shape  # type: ignore[return-value]
-
-
-def _out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _build_one(kind: str, f: dict[str, Any], where: str, state: _State, lenient: bool,
-               pos: str, qualname: str) -> nn.Module:
-    """Create the module for one entry and advance ``state.shape``."""
-    def fail(msg: str) -> None:
-        if not lenient:
-            raise ModelError(f"{where}: {msg}")
-        state.errors.append(ShapeError(qualname, f"{where}: {msg}"))
-
-    if kind == "conv":
-        c, h, w = _need_image(kind, state, where)
-        out = _int(f["out"], where, "out", 1)
-        kh, kw = _pair(f["kernel"], where, "kernel", 1)
-        sh, sw = _pair(f.get("stride", 1), where, "stride", 1)
-        ph, pw = _pair(f.get("padding", 0), where, "padding", 0)
-        dh, dw = _pair(f.get("dilation", 1), where, "dilation", 1)
-        groups = _int(f.get("groups", 1), where, "groups", 1)
-        bias = f.get("bias", True)
-        if not isinstance(bias, bool):
-            raise ModelError(f"{where}: field 'bias' must be true or false, got {bias!r}")
-        if c % groups or out % groups:
-            raise ModelError(f"{where}: groups {groups} must divide in-channels {c} and out-channels {out}")
-        eff_h, eff_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-        if eff_h > h + 2 * ph or eff_w > w + 2 * pw:
-            fail(f"kernel {kh}x{kw} is larger than the incoming {h}x{w} (padding {ph}x{pw})")
-        oh, ow = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
-        module = nn.Conv2d(c, out, (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
-                           groups=groups, bias=bias)
-        state.shape = (out, max(oh, 1), max(ow, 1))
-    elif kind in ("relu", "gelu", "silu", "sigmoid", "tanh", "identity"):
-        module = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "sigmoid": nn.Sigmoid,
-                  "tanh": nn.Tanh, "identity": nn.Identity}[kind]()
-    elif kind == "leakyrelu":
-        module = nn.LeakyReLU(_num(f.get("slope", 0.01), where, "slope", 0.0))
-    elif kind == "batchnorm":
-        eps = _num(f.get("eps", 1e-5), where, "eps", 0.0)
-        momentum = _num(f.get("momentum", 0.1), where, "momentum", 0.0, 1.0)
-        if len(state.shape) == 3:
-            module = nn.BatchNorm2d(state.shape[0], eps=eps, momentum=momentum)
-        elif len(state.shape) == 1:
-            module = nn.BatchNorm1d(state.shape[0], eps=eps, momentum=momentum)
-        else:
-            raise ModelError(f"{where}: needs CxHxW or features input, got {state.desc}")
-    elif kind in ("maxpool", "avgpool"):
-        c, h, w = _need_image(kind, state, where)
-        kh, kw = _pair(f.get("kernel", 2), where, "kernel", 1)
-        sh, sw = _pair(f.get("stride", f.get("kernel", 2)), where, "stride", 1)
-        ph, pw = _pair(f.get("padding", 0), where, "padding", 0)
-        if ph * 2 > kh or pw * 2 > kw:
-            raise ModelError(f"{where}: padding {ph}x{pw} must be at most half the kernel {kh}x{kw}")
-        if kh > h + 2 * ph or kw > w + 2 * pw:
-            fail(f"kernel {kh}x{kw} is larger than the incoming {h}x{w}")
-        cls = nn.MaxPool2d if kind == "maxpool" else nn.AvgPool2d
-        module = cls((kh, kw), stride=(sh, sw), padding=(ph, pw))
-        state.shape = (c, max(_out_size(h, kh, sh, ph), 1), max(_out_size(w, kw, sw, pw), 1))
-    elif kind in ("adaptiveavgpool", "adaptivemaxpool"):
-        c, h, w = _need_image(kind, state, where)
-        oh, ow = _pair(f.get("size", 1), where, "size", 1)
-        cls = nn.AdaptiveAvgPool2d if kind == "adaptiveavgpool" else nn.AdaptiveMaxPool2d
-        module = cls((oh, ow))
-        state.shape = (c, oh, ow)
-    elif kind == "dropout":
-        module = nn.Dropout(_num(f.get("p", 0.5), where, "p", 0.0, 1.0))
-    elif kind == "flatten":
-        n = 1
-        for s in state.shape:
-            n *= s
-        if len(state.shape) > 1:
-            state.desc = f"{_fmt(state.shape)}={n}"
-        state.shape = (n,)
-        module = nn.Flatten()
-    elif kind == "linear":
-        out = _int(f["out"], where, "out", 1)
-        bias = f.get("bias", True)
-        if not isinstance(bias, bool):
-            raise ModelError(f"{where}: field 'bias' must be true or false, got {bias!r}")
-        n = 1
-        for s in state.shape:
-            n *= s
-        if len(state.shape) != 1:
-            fail(f"the incoming shape {_fmt(state.shape)} is not flat; add '- flatten' before it "
-                 f"(then in-features {n} would fit)")
-        fits = state.shape[-1] if len(state.shape) == 1 else n
-        cin = fits
-        if "in" in f:
-            cin = _int(f["in"], where, "in", 1)
-            if cin != fits and len(state.shape) == 1:
-                fail(f"in-features {cin} do not match the incoming {state.desc}; in-features {fits} would fit")
-        module = nn.Linear(cin, out, bias=bias)
-        state.shape = (out,)
-    elif kind == "residual":
-        if not f["layers"]:
-            raise ModelError(f"{where}: expected a non-empty list of layers")
-        before, before_desc = state.shape, state.desc
-        body = _build_list(f["layers"], state, lenient, prefix=f"{pos}.", path=f"{qualname}.")
-        if state.shape != before:
-            fail(f"the residual body changes the shape from {_fmt(before)} to {_fmt(state.shape)}; "
-                 "it must keep it")
-        state.shape, state.desc = before, before_desc
-        module = Residual(body)
-    else:  # pragma: no cover - _SPECS and this function list the same types
-        raise ModelError(f"{where}: unknown layer type {kind!r}")
-    if kind != "flatten":
-        state.desc = _fmt(state.shape)
-    return module
-
-
-def _build_list(layers: Any, state: _State, lenient: bool, prefix: str = "",
-                path: str = "") -> OrderedDict[str, nn.Module]:
-    """Build each entry of ``layers``; ``prefix`` numbers nested positions, ``path`` names nested modules."""
+def _build_list(layers: Any, build: _Build, shape: Shape, desc: str, prefix: str = "",
+                path: str = "") -> tuple[OrderedDict[str, nn.Module], Shape]:
+    """Build ``layers`` on ``shape``; ``prefix`` numbers nested positions, ``path`` names nested modules."""
     if not isinstance(layers, list) or not layers:
         raise ModelError(f"layers: expected a non-empty list of layers, got {layers!r}")
     modules: OrderedDict[str, nn.Module] = OrderedDict()
     for i, entry in enumerate(layers, start=1):
         pos = f"{prefix}{i}"
-        kind, fields, name = _parse_entry(entry, pos)
+        kind, given, name = _parse_entry(entry, pos)
+        spec = LAYERS[kind]
         if name is None:
-            stem = _SPECS[kind][2]
             while True:
-                state.counters[stem] = state.counters.get(stem, 0) + 1
-                name = f"{stem}{state.counters[stem]}"
-                if name not in state.used:
+                build.counters[spec.stem] = build.counters.get(spec.stem, 0) + 1
+                name = f"{spec.stem}{build.counters[spec.stem]}"
+                if name not in build.used:
                     break
         where = f"layer {pos} ({kind} {name})"
-        if name in state.used or name in modules or not name or "." in name:
+        if name in build.used or name in modules or not name or "." in name:
             raise ModelError(f"{where}: the name {name!r} is already used or not a valid name")
-        state.used.add(name)
-        _check_fields(kind, fields, where)
-        modules[name] = _build_one(kind, fields, where, state, lenient, pos, f"{path}{name}")
-    return modules
+        build.used.add(name)
+        layer = Layer(shape, desc, where, pos, f"{path}{name}", build)
+        modules[name], shape = spec.build(_read_fields(spec, given, where), layer)
+        desc = layer.out_desc or fmt_shape(shape)
+    return modules, shape
 
 
-def build_layers(layers: Any, input_shape: tuple[int, ...] = (3, 32, 32),
-                 lenient: bool = False) -> tuple[nn.Sequential, list[ShapeError], tuple[int, ...]]:
+def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
+                 lenient: bool = False) -> tuple[nn.Sequential, list[ShapeError], Shape]:
     """Build ``layers``; return (model, shape errors, output shape without batch).
 
-    With ``lenient`` a shape mismatch (explicit ``in:``, kernel larger than the
-    input, linear on an image, residual changing shape) is recorded instead of
-    raised and the layer is built as written, so an inspection can still trace
-    the network up to the failing layer. Malformed entries always raise.
+    With ``lenient`` every size that cannot connect to the incoming shape (explicit
+    ``in:``, a kernel larger than the input, groups that do not divide the
+    in-channels, an image layer on features, a residual changing the shape) is
+    recorded instead of raised and the layer is still built, so an inspection can
+    trace the network up to the failing layer. Malformed entries always raise.
     """
     shape = tuple(int(s) for s in input_shape)
-    state = _State(shape=shape, desc=_fmt(shape))
-    model = nn.Sequential(_build_list(layers, state, lenient))
-    return model, state.errors, state.shape
+    build = _Build(lenient)
+    modules, out = _build_list(layers, build, shape, fmt_shape(shape))
+    return nn.Sequential(modules), build.errors, out
 
 
-def build_from_layers(layers: Any, input_shape: tuple[int, ...] = (3, 32, 32)) -> nn.Sequential:
+def build_from_layers(layers: Any, input_shape: Shape = (3, 32, 32)) -> nn.Sequential:
     """Build an ``nn.Sequential`` from a YAML layer list, inferring in-channels and in-features."""
     model, _, _ = build_layers(layers, input_shape)
     return model
