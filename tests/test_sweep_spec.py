@@ -9,7 +9,7 @@ import yaml
 
 from cifarlab.cli import main
 from cifarlab.errors import ConfigError
-from cifarlab.sweeps import Knobs, list_sweeps, load_sweep
+from cifarlab.sweeps import SweepOptions, list_sweeps, load_sweep
 from cifarlab.sweeps.study import open_study
 
 GRID = {
@@ -24,35 +24,6 @@ def _write(tmp_path, spec: dict, name: str = "sweep.yaml"):
     path = tmp_path / name
     path.write_text(yaml.safe_dump(spec))
     return path
-
-
-def test_seed_table_is_shipped_and_expands_to_15_runs():
-    assert "seed-table" in list_sweeps()
-    spec = load_sweep("seed-table", Knobs(max_train_images=2000))
-    assert spec.kind == "runs" and len(spec.trials) == 15
-    assert len({t.label for t in spec.trials}) == 15
-    best = spec.trials[0]
-    assert (best.label, best.writeup_accuracy) == ("seed-recipe", 0.84)
-    assert all(t.writeup_accuracy is None for t in spec.trials[1:])  # not known: left for the write-up's owner
-    cfg = spec.compose(best.overrides)
-    assert (cfg.model.name, cfg.optim.name, cfg.optim.lr, cfg.train.batch_size, cfg.train.epochs) == \
-        ("seed", "adam", 5e-4, 60, 20)
-    configs = [spec.compose(t.overrides) for t in spec.trials]
-    assert all(c.data.max_train_images == 2000 for c in configs)
-    assert {(c.model.args.get("conv"), c.model.args.get("fc")) for c in configs if c.model.name == "seedlike"} == \
-        {(7, 3), (8, 3), (12, 4)}
-    assert {c.optim.name for c in configs} == {"adam", "sgd"}
-    assert any(c.model.args.get("batchnorm") is False for c in configs)
-    assert any(c.model.args.get("dropout") == 0 for c in configs)
-    assert any(c.optim.weight_decay > 0 for c in configs)
-
-
-def test_epochs_scale_keeps_the_rows_relative_epochs():
-    spec = load_sweep("seed-table", Knobs(epochs_scale=0.1))
-    epochs = {t.label: spec.compose(t.overrides).train.epochs for t in spec.trials}
-    assert (epochs["seed-recipe"], epochs["epochs-10"], epochs["epochs-30"]) == (2, 1, 3)
-    fixed = load_sweep("seed-table", Knobs(epochs=2))  # the command line has the last word
-    assert {fixed.compose(t.overrides).train.epochs for t in fixed.trials} == {2}
 
 
 def test_grid_expands_to_every_combination_and_repeats_count_seeds_up(tmp_path):
@@ -134,4 +105,4 @@ def test_a_study_started_with_other_settings_is_not_continued(tmp_path):
     open_study(load_sweep(path), url)  # the same sweep again: fine
     with pytest.raises(ConfigError, match="was started with other settings .trial 0 'lr=0.01,batch_size=25' "
                                           "differs.*--out DIR"):
-        open_study(load_sweep(path, Knobs(epochs=3)), url)
+        open_study(load_sweep(path, SweepOptions(epochs=3)), url)

@@ -91,6 +91,10 @@ def resolve_model(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module,
         from cifarlab.training.checkpoint import load_trained
 
         return load_trained(path).model, str(source), []
-    from cifarlab.models import create_model
+    from cifarlab.config import list_presets
+    from cifarlab.models import create_model, list_models
 
-    return create_model(str(source)), str(source), []
+    name = str(source)
+    if name not in list_models() and name in list_presets():  # e.g. seed-best: the preset's network
+        return _from_model_config(compose(name).model, input_shape, f"preset {name}")
+    return create_model(name), name, []

@@ -162,9 +162,14 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "val acc") -> list[dict[str
 
 
 def columns_for(rows: list[dict[str, Any]], *, test: bool = True) -> list[str]:
-    """The columns worth showing: ``writeup acc`` only where some row has one, ``test acc`` unless ``test=False``."""
+    """The columns worth showing: ``writeup acc`` only where some row has one, beside ``test acc``.
+
+    ``test=False`` is the table that ranks on validation: it shows neither test
+    accuracy nor the write-up's (a test accuracy too), which go to
+    :mod:`cifarlab.reporting.writeup`'s comparison instead.
+    """
     shown = [c for c in COLUMNS if c != "writeup acc" or any(r.get("writeup acc") is not None for r in rows)]
-    return shown if test else [c for c in shown if c != "test acc"]
+    return shown if test else [c for c in shown if c not in ("test acc", "writeup acc")]
 
 
 def is_repeated(rows: list[dict[str, Any]]) -> bool:
@@ -228,6 +233,7 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, A
     from cifarlab.fileio import write_json, write_text
     from cifarlab.reporting.sweep_plots import write_sweep_plots
     from cifarlab.reporting.tables import format_rows, legend
+    from cifarlab.reporting.writeup import format_comparison, plot_comparison
 
     write_text(sweep_dir / "results.csv", format_rows(sort_rows(rows), columns_for(rows) + ["run"], "csv"))
     shown = sort_rows(aggregate_repeats(rows) if is_repeated(rows) else rows)
@@ -235,6 +241,11 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, A
     markdown = [f"# {title}", "", intro, "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
     markdown += [legend(shown), ""] if legend(shown) else []
     markdown += [line + "  " for line in describe_best(best).splitlines()]  # two spaces: a Markdown line break
+    comparison = format_comparison(rows, "markdown")
+    if comparison:
+        markdown += ["", "## Beside the write-up", "", comparison]
+        if plot_comparison(rows, sweep_dir / "plots" / "writeup.png"):
+            markdown += ["", "![write-up against ours](plots/writeup.png)"]
     write_text(sweep_dir / "results.md", "\n".join(markdown) + "\n")
     write_json(sweep_dir / "best.json", best or {})
     write_sweep_plots(sweep_dir, rows)

@@ -37,15 +37,11 @@ def _lookup(cfg: dict[str, Any], key: str) -> Any:
 
 
 def plot_trials(rows: list[dict[str, Any]], path: Path) -> None:
-    """Validation accuracy of every trial in plan order; the write-up's accuracy beside it where known."""
+    """Validation accuracy of every trial in plan order (the write-up's accuracies are in ``writeup.png``)."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 4.8))
     x = list(range(len(rows)))
     colors = ["tab:blue" if r["status"] == "completed" else "tab:gray" for r in rows]
     ax.bar(x, [100 * (r["val acc"] or 0) for r in rows], color=colors, label="validation accuracy (ours)")
-    known = [(i, r["writeup acc"]) for i, r in enumerate(rows) if r.get("writeup acc") is not None]
-    if known:
-        ax.scatter([i for i, _ in known], [100 * a for _, a in known], marker="D", color="tab:red", zorder=3,
-                   label="write-up's accuracy (its test set)")
     if any(c == "tab:gray" for c in colors):
         ax.bar([], [], color="tab:gray", label="pruned, diverged or unfinished")
     ax.set_xticks(x, [r["label"] for r in rows], rotation=60, ha="right", fontsize=8)

@@ -33,6 +33,8 @@ def _cell(row: dict[str, Any], column: str) -> str:
     if column in ACCURACIES:
         text = f"{value:.2%}" + (f" ± {std:.2%}" if std is not None else "")
         return f"{WITHIN_SPREAD} {text}" if column == "val acc" and row.get("within spread") else text
+    if column == "difference":  # of two accuracies: percentage points
+        return f"{100 * value:+.2f} pp"
     if column == "wall time":
         return _duration(value) + (f" ± {_duration(std)}" if std is not None else "")
     if column == "lr":
