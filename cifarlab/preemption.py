@@ -38,10 +38,17 @@ def _raise_interrupted(signum: int, frame) -> None:
     raise Interrupted(signum)
 
 
-def raise_on_sigterm() -> None:
-    """From now on SIGTERM raises :class:`Interrupted` in the main thread instead of killing the process."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_interrupted)
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises :class:`Interrupted` instead of killing the process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

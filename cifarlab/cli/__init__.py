@@ -15,7 +15,7 @@ import sys
 
 from cifarlab.errors import CifarlabError
 from cifarlab.fileio import DISK_FAULTS
-from cifarlab.preemption import Interrupted, raise_on_sigterm
+from cifarlab.preemption import Interrupted, sigterm_raises
 
 # The order in which sub-commands are listed in --help: the workflow's order.
 _ORDER = ["data", "train", "evaluate", "predict", "inspect", "export", "sweep", "runs"]
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cifarlab`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    raise_on_sigterm()
     try:
-        return int(args.func(args) or 0)
+        with sigterm_raises():
+            return int(args.func(args) or 0)
     except CifarlabError as exc:
         if args.debug:
             raise

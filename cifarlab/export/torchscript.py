@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch.nn as nn
 
 from cifarlab.errors import ModelError, first_line
 from cifarlab.export.common import ExportResult, check_parity, parity_batch
-from cifarlab.fileio import atomic_path
+from cifarlab.fileio import write_bytes
 
 EXTRA_FILE = "cifarlab.json"  # read back with torch.jit.load(path, _extra_files={"cifarlab.json": ""})
 
@@ -22,19 +23,22 @@ def export_torchscript(model: nn.Module, out: Path, preprocessing: dict[str, Any
     """Trace ``model`` to ``out``; the file appears only if the reloaded module matches PyTorch."""
     model = model.eval().cpu()
     x = parity_batch(preprocessing, input_shape)
-    with atomic_path(out) as tmp:
-        # torch.jit warns that it is deprecated, but a traced file is still what libtorch
-        # (C++) and MATLAB's importNetworkFromPyTorch load; the warning is not the user's concern.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                with torch.no_grad():
-                    traced = torch.jit.trace(model, x[:1])
-            except Exception as exc:  # noqa: BLE001 - tracing failures are the user's model's
-                raise ModelError(f"TorchScript trace failed: {first_line(exc)}") from None
-            traced.save(str(tmp), _extra_files={EXTRA_FILE: json.dumps(preprocessing)})
-            loaded = torch.jit.load(str(tmp), map_location="cpu").eval()
-        with torch.no_grad():
-            diff = check_parity(model(x).numpy(), loaded(x).numpy(), "torchscript")
+    # torch.jit warns that it is deprecated, but a traced file is still what libtorch
+    # (C++) and MATLAB's importNetworkFromPyTorch load; the warning is not the user's concern.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(model, x[:1])
+        except Exception as exc:  # noqa: BLE001 - tracing failures are the user's model's
+            raise ModelError(f"TorchScript trace failed: {first_line(exc)}") from None
+        # Saved to memory: torch's own file writer aborts the process when the disk is full.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(preprocessing)})
+        data = buffer.getvalue()
+        loaded = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
+    with torch.no_grad():
+        diff = check_parity(model(x).numpy(), loaded(x).numpy(), "torchscript")
+    write_bytes(out, data)
     return ExportResult(path=out, format="torchscript", opset=None, ops=[], max_abs_diff=diff,
                         preprocessing=preprocessing)

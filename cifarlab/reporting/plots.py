@@ -15,10 +15,12 @@ from cifarlab.fileio import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:
-    """Write a figure as PNG atomically and free it."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    """Write a figure as PNG atomically and free it, written or not (a DiskError names ``path``)."""
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def smooth(values: Sequence[float], weight: float = 0.98) -> np.ndarray:
