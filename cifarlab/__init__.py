@@ -31,6 +31,7 @@ _API = {
     "sweep": "cifarlab.sweeps",
     "SweepResult": "cifarlab.sweeps",
     "collect_runs": "cifarlab.reporting",
+    "report": "cifarlab.reporting.html",
     "inspect": "cifarlab.inspection",
     "export": "cifarlab.export",
 }

@@ -1,0 +1,349 @@
+"""The report of one run: what it is, how it trained, how good it is, where it fails, how sure it is.
+
+Every section reads what the run directory has and says what it lacks: a run
+that is still training, died, or saved no test predictions still gets a page.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from cifarlab.reporting.html.page import Section, cell, facts, figure_img, note, png_img, pre, table
+from cifarlab.rundir import RunDir
+
+GALLERY_SIZE = 24  # most confident mistakes shown
+CALIBRATION_BINS = 15
+
+
+@dataclass
+class RunView:
+    """What a run directory holds, read once: every section draws from this."""
+
+    run: RunDir
+    summary: dict[str, Any]
+    config: Any  # cifarlab.config.Config, or None when config.yaml is unreadable
+    config_problem: str | None
+    predictions: dict[str, np.ndarray] | None
+    classes: list[str]
+
+    @classmethod
+    def read(cls, path: str | Path) -> "RunView":
+        """Read the run at ``path`` through :class:`RunDir`, tolerating every missing or broken file."""
+        from cifarlab.data.official import CLASSES
+        from cifarlab.errors import CifarlabError, first_line
+
+        run = RunDir(path)
+        config, problem = None, None
+        try:
+            config = run.config()
+        except (CifarlabError, OSError, ValueError) as exc:
+            problem = first_line(exc)
+        try:
+            predictions = run.predictions()
+        except (CifarlabError, OSError, ValueError) as exc:
+            predictions, problem = None, problem or first_line(exc)
+        if predictions is not None:
+            predictions = {k: np.asarray(v) for k, v in predictions.items()}
+        return cls(run, run.summary(), config, problem, predictions, list(CLASSES))
+
+    @property
+    def name(self) -> str:
+        """The run directory's name."""
+        return Path(self.run.path).name
+
+    def correct(self) -> np.ndarray:
+        """Per test image: whether the saved prediction is right."""
+        return self.predictions["probs"].argmax(1) == self.predictions["label"]
+
+
+def _missing_predictions(view: RunView) -> str:
+    status = view.summary.get("status", "unknown")
+    why = ("the run has not finished its final test pass" if status != "completed"
+           else "this run was trained by a cifarlab that did not save them")
+    return note(f"No test predictions ({RunDir.PREDICTIONS}): {why} (status: {status}), "
+                "so this section cannot be drawn.")
+
+
+def _plot_png(plot: Callable[..., None], *args: Any, **kwargs: Any) -> bytes:
+    """The PNG a ``cifarlab.reporting.plots`` function writes, as bytes (it only writes files)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "plot.png"
+        plot(*args, target, **kwargs)
+        return target.read_bytes()
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "-"
+    minutes, secs = divmod(float(seconds), 60)
+    return f"{seconds:.1f} s" if minutes < 1 else f"{int(minutes)} min {secs:04.1f} s"
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, (int, float)) and not math.isnan(value) else "-"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def header(view: RunView) -> str:
+    """Status, preset, data, splits, device, precision, seed, times, size of the network."""
+    s, cfg = view.summary, view.config
+    arch = s.get("arch") or {}
+    status = s.get("status", "unknown")
+    parts = []
+    if not s:
+        parts.append(note(f"No {RunDir.SUMMARY}: the run never started training, or this is not a run directory."))
+    elif status != "completed":
+        parts.append(note(f"Status '{status}': the run is still training or stopped before the end "
+                          f"(last update {s.get('updated_at', 'unknown')}); this page shows what it wrote so far."))
+    if view.config_problem:
+        parts.append(note(f"Configuration unreadable: {view.config_problem}"))
+    val_size = cfg.data.val_size if cfg is not None else None
+    network = (f"{arch.get('conv')} conv + {arch.get('fc')} fc, {arch.get('activation')}, "
+               f"{arch.get('normalization')}") if arch else s.get("model", "-")
+    macs = arch.get("macs")
+    parts.append(facts([
+        ("status", status),
+        ("preset", s.get("preset", cfg.preset if cfg is not None else "-")),
+        ("network", network),
+        ("parameters", f"{s['params']:,}" if isinstance(s.get("params"), int) else "-"),
+        ("MACs per image", f"{macs:,}" if isinstance(macs, int) else "not recorded"),
+        ("data", s.get("data", "-")),
+        ("images: train / validation / test",
+         f"{s.get('train_images', '-'):,} / {val_size if val_size is not None else '-':,} / "
+         f"{s.get('test_images', '-'):,}" if s.get("train_images") is not None else "-"),
+        ("device, precision", f"{s.get('device', '-')}, {s.get('precision', '-')}"),
+        ("seed", s.get("seed", "-")),
+        ("epochs", f"{s.get('epochs_completed', '-')} of {s.get('epochs', '-')}"),
+        ("training time", _duration(s.get("train_seconds"))),
+        ("wall time", _duration(s.get("wall_seconds"))),
+        ("validation accuracy (last, best)",
+         f"{_pct(s.get('val_acc'))}, {_pct(s.get('best_val_acc'))} at epoch {s.get('best_epoch', '-')}"),
+    ]))
+    return "\n".join(parts)
+
+
+def curves(view: RunView) -> str:
+    """Loss per step (raw and smoothed) and accuracy per epoch, as the trainer's own plots draw them."""
+    from cifarlab.reporting.plots import plot_accuracy, plot_loss
+
+    records = view.run.metrics()  # read once: a skipped line is warned about once
+    steps = [r for r in records if r.get("type") == "step"]
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    if not steps and not epochs:
+        return note(f"No training records in {RunDir.METRICS}: no epoch has finished yet.")
+    loss = png_img(_plot_png(plot_loss, steps), "training loss per step")
+    accuracy = png_img(_plot_png(plot_accuracy, epochs, test_acc=view.summary.get("test_acc")),
+                       "accuracy per epoch")
+    return f'<div class="pair">{loss}{accuracy}</div>'
+
+
+def test_accuracy(view: RunView) -> str:
+    """Test accuracy with its 95% Wilson interval."""
+    from cifarlab.evaluation.scores import wilson_interval
+
+    if view.predictions is not None:
+        correct, total = int(view.correct().sum()), len(view.predictions["label"])
+    elif view.summary.get("test_acc") is not None and view.summary.get("test_images"):
+        total = int(view.summary["test_images"])
+        correct = round(view.summary["test_acc"] * total)
+    else:
+        return note("No test accuracy yet: the final test pass runs when training completes.")
+    low, high = wilson_interval(correct, total)
+    return (f'<p><span class="big">{correct / total:.2%}</span> on {total:,} test images '
+            f"({correct:,} right); 95% confidence interval {low:.2%} to {high:.2%} (Wilson score interval: the "
+            "range the accuracy on unlimited images from the same distribution would lie in).</p>")
+
+
+def per_class(view: RunView) -> str:
+    """Precision, recall, F1 and support per class, sortable."""
+    from cifarlab.evaluation.scores import confusion_matrix, per_class_scores
+
+    if view.predictions is None:
+        return _missing_predictions(view)
+    p = view.predictions
+    scores = per_class_scores(confusion_matrix(p["label"], p["probs"].argmax(1), len(view.classes)))
+    rows = [[c, cell(s["precision"], f"{s['precision']:.3f}"), cell(s["recall"], f"{s['recall']:.3f}"),
+             cell(s["f1"], f"{s['f1']:.3f}"), cell(s["support"])] for c, s in zip(view.classes, scores)]
+    return table(["class", "precision", "recall", "F1", "test images"], rows, sortable=True)
+
+
+def confusion(view: RunView) -> str:
+    """The confusion matrix heatmap."""
+    from cifarlab.evaluation.scores import confusion_matrix
+    from cifarlab.reporting.plots import plot_confusion
+
+    if view.predictions is None:
+        return _missing_predictions(view)
+    p = view.predictions
+    matrix = confusion_matrix(p["label"], p["probs"].argmax(1), len(view.classes))
+    return png_img(_plot_png(plot_confusion, matrix.tolist(), view.classes), "confusion matrix", "plot narrow")
+
+
+def calibration(view: RunView) -> str:
+    """ECE over 15 bins and the reliability diagram with the images per bin."""
+    from cifarlab.evaluation.calibration import reliability_bins
+    from cifarlab.reporting.plots import plt
+
+    if view.predictions is None:
+        return _missing_predictions(view)
+    bins = reliability_bins(view.predictions["probs"], view.predictions["label"], CALIBRATION_BINS)
+    edges = np.asarray(bins["edges"])
+    count = np.asarray(bins["count"])
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    filled = count > 0
+    fig, (ax, hist) = plt.subplots(2, 1, figsize=(6, 6.5), height_ratios=[3, 1], sharex=True)
+    ax.bar(centres[filled], np.asarray(bins["accuracy"])[filled], width=width[filled], edgecolor="black",
+           color="tab:blue", label="accuracy of the images in the bin")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.scatter(np.asarray(bins["confidence"])[filled], np.asarray(bins["accuracy"])[filled], color="tab:red",
+               zorder=3, s=14, label="(mean confidence, accuracy)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability diagram, {CALIBRATION_BINS} bins (ECE {bins['ece']:.2%})")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    hist.bar(centres, count, width=width, color="tab:gray", edgecolor="black")
+    hist.set_yscale("log" if count.max(initial=0) > 50 * max(1, np.median(count[filled]) if filled.any() else 1)
+                    else "linear")
+    hist.set_xlabel("confidence (probability of the predicted class)")
+    hist.set_ylabel("images")
+    hist.set_xlim(0, 1)
+    mean_conf = float(view.predictions["probs"].max(1).mean())
+    text = (f"<p>Expected calibration error (ECE, {CALIBRATION_BINS} equal-width bins): "
+            f'<span class="big">{bins["ece"]:.2%}</span>. Mean confidence {mean_conf:.2%} against accuracy '
+            f"{view.correct().mean():.2%}: bars below the diagonal mean the model is more sure than it is right.</p>")
+    return text + figure_img(fig, "reliability diagram")
+
+
+def _test_images(view: RunView, indices: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The test images at ``indices`` from the run's dataset (decoded once, then cached), or None and why not."""
+    from cifarlab.data import default_cache_dir, load_dataset
+    from cifarlab.data.download import FILENAME
+    from cifarlab.errors import CifarlabError, first_line
+
+    if view.config is None:
+        return None, "the run's config is unreadable, so its dataset is unknown"
+    path = view.config.data.path
+    if path is None and not (default_cache_dir() / FILENAME).is_file():  # a report never downloads
+        return None, "the run used the downloaded CIFAR-10, which is not in this machine's cache"
+    try:
+        data = load_dataset(path, progress=False)
+    except (CifarlabError, OSError) as exc:
+        return None, f"the run's dataset cannot be loaded ({first_line(exc)})"
+    labels = view.predictions["label"]
+    if len(indices) and (indices.max() >= len(data.test_labels)
+                         or not np.array_equal(data.test_labels[indices], labels[_positions(view, indices)])):
+        return None, f"the test images at {path} are not the ones this run was tested on"
+    return data.test_images[indices], None
+
+
+def _positions(view: RunView, indices: np.ndarray) -> np.ndarray:
+    """Where test-set ``indices`` sit in the predictions."""
+    order = np.argsort(view.predictions["index"], kind="stable")
+    return order[np.searchsorted(view.predictions["index"], indices, sorter=order)]
+
+
+def mistakes(view: RunView) -> str:
+    """Thumbnails of the test images the model got wrong with the highest confidence."""
+    from PIL import Image
+
+    if view.predictions is None:
+        return _missing_predictions(view)
+    p = view.predictions
+    predicted, confidence = p["probs"].argmax(1), p["probs"].max(1)
+    wrong = np.flatnonzero(predicted != p["label"])
+    if not len(wrong):
+        return "<p>No mistakes on the test images.</p>"
+    chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:GALLERY_SIZE]
+    intro = (f"<p>The {len(chosen)} test images the model got wrong with the highest confidence "
+             f"({len(wrong):,} mistakes in all).</p>")
+    images, problem = _test_images(view, p["index"][chosen])
+    if images is None:
+        return intro + note(f"No thumbnails: {problem}.") + table(
+            ["test image", "true class", "predicted", "probability"],
+            [[cell(int(p["index"][i])), view.classes[p["label"][i]], view.classes[predicted[i]],
+              cell(float(confidence[i]), f"{confidence[i]:.1%}")] for i in chosen])
+    figures = []
+    for image, i in zip(images, chosen):
+        buf = io.BytesIO()
+        Image.fromarray(image).save(buf, format="PNG")  # 32x32: the page scales it up, pixelated
+        index = int(p["index"][i])
+        caption = (f"#{index}<br>true <b>{view.classes[p['label'][i]]}</b><br>"
+                   f"predicted <b>{view.classes[predicted[i]]}</b> ({confidence[i]:.1%})")
+        figures.append(f"<figure>{png_img(buf.getvalue(), f'test image {index}', 'thumb')}"
+                       f"<figcaption>{caption}</figcaption></figure>")
+    return intro + f'<div class="gallery">{"".join(figures)}</div>'
+
+
+def robustness(view: RunView) -> str:
+    """Accuracy per corruption and severity, when ``cifarlab evaluate RUN --corruptions`` has saved it."""
+    from cifarlab.reporting.plots import plt
+
+    result = view.run.robustness()
+    if not result:
+        return note(f"Not computed: `cifarlab evaluate {view.run.path} --corruptions` measures it "
+                    f"and saves {RunDir.ROBUSTNESS}.")
+    table_rows, fig = [], None
+    corruptions = result.get("corruptions", {})
+    severities = sorted({int(k) for accs in corruptions.values() for k in accs})
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, accs in corruptions.items():
+        by_severity = {int(k): v for k, v in accs.items()}
+        values = [by_severity.get(k) for k in severities]
+        table_rows.append([name] + [cell(v, _pct(v)) for v in values]
+                          + [cell(float(np.mean([v for v in values if v is not None])),
+                                  _pct(np.mean([v for v in values if v is not None])))])
+        ax.plot(severities, [100 * v if v is not None else np.nan for v in values], marker="o", label=name)
+    if result.get("clean") is not None:
+        ax.axhline(100 * result["clean"], color="black", linestyle="--", label="clean test images")
+    ax.set_xticks(severities)
+    ax.set_xlabel("severity")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title("Accuracy on corrupted test images")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower left")
+    summary = (f'<p>Mean corruption accuracy <span class="big">{_pct(result.get("mean"))}</span> '
+               f"against {_pct(result.get('clean'))} on the clean test images.</p>")
+    return summary + table(["corruption"] + [f"severity {k}" for k in severities] + ["mean"], table_rows,
+                           sortable=True) + figure_img(fig, "accuracy against corruption severity")
+
+
+def configuration(view: RunView) -> str:
+    """The resolved config as YAML and the environment the run trained in."""
+    config = pre(view.config.to_yaml()) if view.config is not None else note(
+        f"{RunDir.CONFIG} unreadable: {view.config_problem}")
+    env = view.run.env()
+    environment = pre(json.dumps(env, indent=2, default=str)) if env else note(f"No {RunDir.ENV}.")
+    return (f"<details open><summary>Resolved config ({RunDir.CONFIG})</summary>{config}</details>"
+            f"<details><summary>Environment ({RunDir.ENV})</summary>{environment}</details>")
+
+
+SECTIONS: list[tuple[str, Callable[[RunView], str]]] = [
+    ("Overview", header),
+    ("Training curves", curves),
+    ("Test accuracy", test_accuracy),
+    ("Per-class precision, recall and F1", per_class),
+    ("Confusion matrix", confusion),
+    ("Calibration", calibration),
+    ("Most confident mistakes", mistakes),
+    ("Robustness to common corruptions", robustness),
+    ("Configuration and environment", configuration),
+]
+
+
+def run_sections(path: str | Path) -> tuple[str, str, list[Section]]:
+    """Title, subtitle and sections of the report of the run at ``path``."""
+    from cifarlab.reporting.html.page import guarded
+
+    view = RunView.read(path)
+    subtitle = f"Run directory {Path(view.run.path).resolve()}"
+    return f"Run {view.name}", subtitle, [guarded(title, build, view) for title, build in SECTIONS]

@@ -1,0 +1,260 @@
+"""The HTML report: every section of a run's and a sweep's page, and pages for what is missing or broken."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import synthetic
+from PIL import Image
+from report_fixtures import make_run, make_sweep
+
+import cifarlab
+from cifarlab.cli import main
+from cifarlab.data import load_dataset
+from cifarlab.errors import ConfigError
+from cifarlab.evaluation.calibration import expected_calibration_error
+from cifarlab.evaluation.scores import confusion_matrix, per_class_scores, wilson_interval
+from cifarlab.reporting.html import report, run as run_report
+from cifarlab.rundir import RunDir
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """An ImageFolder tree whose test set has 10 images per class, as the hand-made runs assume."""
+    return synthetic.make_imagefolder(tmp_path_factory.mktemp("data"), 6, 10)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory, data):
+    """A completed run and its page, drawn once for the tests that only read it."""
+    run = make_run(tmp_path_factory.mktemp("done") / "run", data)
+    return run, report(run.path).html
+
+
+def _images(page: str) -> list[tuple[str, bytes]]:
+    """Every ``<img>``'s class and decoded bytes; fails on an image that is not an inline PNG."""
+    found = []
+    for css, src in re.findall(r'<img class="([^"]*)" alt="[^"]*" src="([^"]*)"', page):
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        found.append((css, base64.b64decode(src.split(",", 1)[1])))
+    assert len(found) == page.count("<img "), "an <img> without an inline PNG"
+    return found
+
+
+def _section(page: str, title: str) -> str:
+    match = re.search(rf"<h2>{re.escape(title)}</h2>(.*?)</section>", page, re.S)
+    assert match, f"no section {title!r}"
+    return match.group(1)
+
+
+def _no_failed_sections(page: str) -> None:
+    assert "could not be drawn" not in page
+
+
+# --------------------------------------------------------------------------- scores
+
+
+def test_wilson_interval_matches_hand_computed_bounds_and_is_symmetric():
+    low, high = wilson_interval(0, 10)
+    assert low == 0.0 and high == pytest.approx(1.959964**2 / 10 / (1 + 1.959964**2 / 10))
+    low, high = wilson_interval(74, 100)
+    assert low < 0.74 < high and high - low < 0.18
+    flipped = wilson_interval(26, 100)
+    assert (low, high) == pytest.approx((1 - flipped[1], 1 - flipped[0]))
+    assert all(np.isnan(wilson_interval(0, 0)))
+
+
+def test_per_class_scores_from_a_confusion_matrix():
+    matrix = confusion_matrix([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 0, 0], 3)
+    assert matrix.tolist() == [[2, 1, 0], [1, 1, 0], [1, 0, 0]]
+    scores = per_class_scores(matrix)
+    assert scores[0] == pytest.approx({"precision": 0.5, "recall": 2 / 3, "f1": 4 / 7, "support": 3})
+    assert scores[2] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}  # never predicted: 0, not NaN
+
+
+# --------------------------------------------------------------------------- a run
+
+
+def test_run_report_has_every_section_with_numbers_from_the_predictions(done):
+    run, page = done
+    _no_failed_sections(page)
+    for title in ("Overview", "Training curves", "Test accuracy", "Per-class precision, recall and F1",
+                  "Confusion matrix", "Calibration", "Most confident mistakes", "Robustness to common corruptions",
+                  "Configuration and environment"):
+        _section(page, title)
+    p = {k: v.numpy() for k, v in run.predictions().items()}
+    correct = int((p["probs"].argmax(1) == p["label"]).sum())
+    low, high = wilson_interval(correct, len(p["label"]))
+    assert f"{correct / len(p['label']):.2%}" in _section(page, "Test accuracy")
+    assert f"{low:.2%} to {high:.2%}" in _section(page, "Test accuracy")
+    assert f"{expected_calibration_error(p['probs'], p['label']):.2%}" in _section(page, "Calibration")
+    truck = per_class_scores(confusion_matrix(p["label"], p["probs"].argmax(1), 10))[9]
+    assert re.search(rf"<td>truck</td><td[^>]*>{truck['precision']:.3f}</td><td[^>]*>{truck['recall']:.3f}</td>",
+                     _section(page, "Per-class precision, recall and F1"))
+    header = _section(page, "Overview")
+    assert "56,789" in header and "3 conv + 2 fc" in header and "250 / 50 / 100" in header
+    assert "preset: seed" in _section(page, "Configuration and environment")
+    assert "Not computed" in _section(page, "Robustness to common corruptions")
+
+
+def test_report_is_self_contained(done):
+    page = done[1]
+    images = _images(page)
+    assert len(images) >= 5 and all(Image.open(io.BytesIO(png)).format == "PNG" for _, png in images)
+    # Nothing to fetch: no URL in any src or href, no external stylesheet or script.
+    assert not re.search(r'(src|href)="(?!data:|#)[a-z]+:', page)
+    assert "<link rel=\"stylesheet\"" not in page and "<script src" not in page
+
+
+def test_gallery_shows_the_most_confident_mistakes_as_the_test_images_themselves(done, data):
+    run, page = done
+    p = {k: v.numpy() for k, v in run.predictions().items()}
+    wrong = np.flatnonzero(p["probs"].argmax(1) != p["label"])
+    expected = wrong[np.argsort(-p["probs"].max(1)[wrong], kind="stable")][:run_report.GALLERY_SIZE]
+    gallery = _section(page, "Most confident mistakes")
+    shown = [int(i) for i in re.findall(r'alt="test image (\d+)"', gallery)]
+    assert shown == p["index"][expected].tolist()
+    test_images = load_dataset(data, progress=False).test_images
+    thumbs = [png for css, png in _images(gallery) if css == "thumb"]
+    assert len(thumbs) == len(shown)
+    for index, png in zip(shown, thumbs):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png)).convert("RGB")), test_images[index])
+    first = expected[0]
+    assert f"predicted <b>{synthetic.CLASSES[p['probs'][first].argmax()]}</b>" in gallery
+
+
+def test_gallery_without_the_dataset_lists_the_mistakes_and_says_why(tmp_path, data):
+    moved = shutil.copytree(data, tmp_path / "data")
+    run = make_run(tmp_path / "run", moved)
+    shutil.rmtree(moved)
+    gallery = _section(report(run.path).html, "Most confident mistakes")
+    assert "No thumbnails" in gallery and "cannot be loaded" in gallery
+    assert gallery.count("<tr>") == run_report.GALLERY_SIZE + 1  # the mistakes, as a table
+
+
+def test_robustness_is_shown_when_it_was_computed(tmp_path, data):
+    run = make_run(tmp_path / "run", data)
+    result = {"corruptions": {"gaussian_noise": {str(s): 0.8 - 0.1 * s for s in range(1, 6)},
+                              "contrast": {str(s): 0.7 - 0.05 * s for s in range(1, 6)}},
+              "mean": 0.4875, "clean": 0.74}
+    run.write_robustness(result)
+    section = _section(report(run.path).html, "Robustness to common corruptions")
+    assert "48.75%" in section and "74.00%" in section and "gaussian_noise" in section
+    assert "severity 5" in section and len(_images(section)) == 1
+
+
+def test_a_running_run_gets_a_page_that_says_what_is_missing(tmp_path, data):
+    run = make_run(tmp_path / "run", data, status="running")
+    page = report(run.path).html
+    _no_failed_sections(page)
+    assert "Status &#x27;running&#x27;" in _section(page, "Overview")
+    assert "No test accuracy yet" in _section(page, "Test accuracy")
+    for title in ("Per-class precision, recall and F1", "Confusion matrix", "Calibration", "Most confident mistakes"):
+        assert "No test predictions" in _section(page, title) and "status: running" in _section(page, title)
+    assert len(_images(_section(page, "Training curves"))) == 2
+
+
+def test_a_run_that_died_before_its_first_epoch(tmp_path, data):
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(cifarlab.load_config("seed", data__path=str(data)))
+    page = report(run.path).html
+    _no_failed_sections(page)
+    assert "No summary.json" in _section(page, "Overview")
+    assert "No training records" in _section(page, "Training curves")
+
+
+def test_a_completed_run_without_predictions_keeps_its_test_accuracy(tmp_path, data):
+    run = make_run(tmp_path / "run", data, predictions=False)
+    page = report(run.path).html
+    _no_failed_sections(page)
+    summary = run.summary()
+    assert f"{summary['test_acc']:.2%}" in _section(page, "Test accuracy")
+    assert "did not save them" in _section(page, "Calibration")
+
+
+def test_a_corrupted_metrics_line_is_skipped_with_a_warning_naming_it(tmp_path, data, capsys):
+    run = make_run(tmp_path / "run", data)
+    lines = (run.path / RunDir.METRICS).read_text().splitlines()
+    lines[3] = '{"type": "step", "ep'
+    (run.path / RunDir.METRICS).write_text("\n".join(lines) + "\n")
+    assert main(["report", str(run.path)]) == 0
+    err = capsys.readouterr().err
+    assert f"{run.path / RunDir.METRICS}:4" in err and err.count("warning") == 1
+    page = (run.path / RunDir.REPORT).read_text()
+    _no_failed_sections(page)
+    assert len(_images(_section(page, "Training curves"))) == 2
+
+
+def test_a_failing_section_leaves_the_others_standing(tmp_path, data, monkeypatch):
+    def broken(view):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(run_report, "SECTIONS", [("Overview", run_report.header), ("Calibration", broken)])
+    with pytest.warns(UserWarning, match="'Calibration' could not be drawn: RuntimeError: boom"):
+        page = report(make_run(tmp_path / "run", data).path).html
+    assert "could not be drawn: RuntimeError: boom" in _section(page, "Calibration")
+    assert "3 conv + 2 fc" in _section(page, "Overview")
+
+
+# --------------------------------------------------------------------------- sweeps and folders
+
+
+def test_sweep_report_table_plots_repeats_and_best_test_accuracy_once(tmp_path, data):
+    root = make_sweep(tmp_path / "sweep", data)
+    page = report(root).html
+    _no_failed_sections(page)
+    assert "<h1>Sweep sweep</h1>" in page
+    table = _section(page, "Runs")
+    headers = re.findall(r"<th>([^<]*)</th>", table)
+    assert "val acc" in headers and "test acc" not in headers  # a sweep selects on validation only
+    assert table.count("<tr>") == 5 and 'class="sortable"' in table and 'id="runs"' in table
+    best = cifarlab.reporting.runs.best_row(cifarlab.collect_runs(root))
+    assert f"{best['test acc']:.2%}" in _section(page, "Overview")  # the best trial's, reported once
+    assert "±" in _section(page, "Repeats: mean ± std over seeds")
+    assert len(_images(_section(page, "Validation accuracy against each swept setting"))) == 1
+    assert len(_images(_section(page, "Learning curves of the best trials"))) == 1
+    comparison = _section(page, "Beside the write-up (test accuracy)")
+    assert "not for selection" in comparison and "71.00%" in comparison
+
+
+def test_a_folder_of_runs_shows_test_accuracy_and_links_each_run_report(tmp_path, data):
+    for seed in (0, 1):
+        make_run(tmp_path / "runs" / f"r{seed}", data, seed=seed)
+    report(tmp_path / "runs" / "r1").save()
+    page = report(tmp_path / "runs").html
+    _no_failed_sections(page)
+    assert "<h1>Runs in runs</h1>" in page
+    table = _section(page, "Runs")
+    assert "<th>test acc</th>" in table and '<a href="r1/report.html">report</a>' in table
+    assert "Beside the write-up" not in page
+
+
+def test_a_folder_without_runs_still_gets_a_page(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "page.html")]) == 0
+    page = (tmp_path / "page.html").read_text()
+    assert "No run directories" in page and page.startswith("<!DOCTYPE html>")
+
+
+def test_report_of_a_missing_path_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.strip().endswith("no such run directory, sweep or folder of runs")
+    with pytest.raises(ConfigError):
+        report(tmp_path / "nope")
+
+
+def test_python_api_renders_inline_in_a_notebook(tmp_path, data):
+    run = make_run(tmp_path / "run", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean run draws without a single warning
+        rep = cifarlab.report(run.path)
+    inline = rep._repr_html_()
+    assert "<html" not in inline and 'class="cl-report"' in inline and inline in rep.html
+    assert rep.save() == run.path / RunDir.REPORT and (run.path / RunDir.REPORT).read_text() == rep.html
