@@ -1,9 +1,14 @@
 """Config composition, type checking and error messages."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from cifarlab import config as c
+
+# Every preset file the package ships, found on disk: a new preset is tested without editing this file.
+SHIPPED_PRESETS = sorted(p.stem for p in (Path(c.__file__).parent / "presets").glob("*.yaml"))
 from cifarlab.errors import ConfigError
 
 
@@ -17,7 +22,11 @@ def test_seed_preset_is_the_writeup_recipe():
     assert cfg.train.label_smoothing == 0 and cfg.schedule.name == "constant"
 
 
-@pytest.mark.parametrize("name", ["seed", "fast-cpu", "fast-cpu-long", "fast"])
+def test_the_preset_files_are_the_listed_presets():
+    assert "seed" in SHIPPED_PRESETS and SHIPPED_PRESETS == c.list_presets()
+
+
+@pytest.mark.parametrize("name", SHIPPED_PRESETS)
 def test_every_shipped_preset_builds_a_model_and_optimizer_that_train(name):
     from cifarlab.models import build_model
     from cifarlab.training.optim import build_optimizer
