@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from cifarlab import config as c
+from cifarlab.errors import ConfigError
 
 # Every preset file the package ships, found on disk: a new preset is tested without editing this file.
 SHIPPED_PRESETS = sorted(p.stem for p in (Path(c.__file__).parent / "presets").glob("*.yaml"))
-from cifarlab.errors import ConfigError
 
 
 def test_seed_preset_is_the_writeup_recipe():
