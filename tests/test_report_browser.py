@@ -1,0 +1,141 @@
+"""The reports in a real browser: Debian's headless Chromium, driven by Selenium through its chromedriver.
+
+Checks what only a browser can tell: no console errors, every picture decodes,
+and the runs table sorts when a column header is clicked. Screenshots of both
+pages go to ``$CIFARLAB_SCREENSHOTS`` when set (the README's come from there),
+else to the test's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import synthetic
+from report_fixtures import make_run, make_sweep
+
+from cifarlab.reporting.html import report
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CIFARLAB_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (CIFARLAB_REQUIRE_SERVICES=1: CI must have it)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Chromium that fetches nothing on its own, with its console log readable."""
+    for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not Path(binary).is_file():
+            _missing(f"{binary} not installed (apt-get install {package}): the browser test needs it")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _missing("selenium not installed (pip install -e '.[dev]'): the browser test needs it")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # An explicit driver path: Selenium Manager would otherwise try to download one.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    """A run's and a sweep's report written to disk, as a user opens them."""
+    root = tmp_path_factory.mktemp("reports")
+    data = synthetic.make_imagefolder(root / "data", 6, 10)
+    run = make_run(root / "run", data)
+    sweep = make_sweep(root / "sweep", data)
+    for trial in sorted((sweep / "trials").iterdir()):
+        report(trial).save()
+    return {"run": report(run.path).save(), "sweep": report(sweep).save()}
+
+
+def _open(driver, page: Path) -> None:
+    driver.get_log("browser")  # drop what earlier pages logged
+    driver.get(page.resolve().as_uri())
+    assert driver.execute_script("return document.readyState") == "complete"
+
+
+def _check_loaded(driver) -> None:
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], f"console errors: {errors}"
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+    assert images, "no images on the page"
+    broken = [alt for alt, complete, width in images if not complete or width == 0]
+    assert broken == [], f"images that did not load: {broken}"
+
+
+def _screenshot(driver, name: str, folder: Path) -> Path:
+    """The whole page as a PNG (the window is made as tall as the page)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(height, 12000))
+    target = Path(os.environ.get("CIFARLAB_SCREENSHOTS") or folder) / f"{name}.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(target))
+    driver.set_window_size(1280, 900)
+    return target
+
+
+def test_run_report_loads_in_chromium_without_errors(browser, pages, tmp_path):
+    _open(browser, pages["run"])
+    _check_loaded(browser)
+    thumbs = browser.execute_script("return document.querySelectorAll('img.thumb').length")
+    assert thumbs == 24
+    assert _screenshot(browser, "report-run", tmp_path).stat().st_size > 10_000
+
+
+def test_sweep_report_sorts_its_runs_table_by_the_clicked_column(browser, pages, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, pages["sweep"])
+    _check_loaded(browser)
+    table = browser.find_element(By.ID, "runs")
+    headers = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    lr, label = headers.index("lr"), headers.index("label")
+
+    def column(index: int) -> list[str]:
+        return [tr.find_elements(By.TAG_NAME, "td")[index].text for tr in table.find_elements(By.CSS_SELECTOR,
+                                                                                              "tbody tr")]
+
+    def lrs() -> list[float]:
+        return [float(v) for v in column(lr)]
+
+    before = column(label)
+    header = table.find_elements(By.CSS_SELECTOR, "thead th")[lr]
+    header.click()
+    assert lrs() == sorted(lrs()) and len(set(lrs())) == 2
+    assert header.get_attribute("data-dir") == "asc"
+    header.click()
+    assert lrs() == sorted(lrs(), reverse=True)
+    table.find_elements(By.CSS_SELECTOR, "thead th")[label].click()
+    assert column(label) == sorted(before)  # text columns sort as text
+    _check_loaded(browser)  # sorting logged no error either
+    assert _screenshot(browser, "report-sweep", tmp_path).stat().st_size > 10_000
+
+
+def test_links_from_the_sweep_to_its_trials_reports_open(browser, pages):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, pages["sweep"])
+    link = browser.find_element(By.ID, "runs").find_element(By.LINK_TEXT, "report")
+    link.click()
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Run ")
+    _check_loaded(browser)
