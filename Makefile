@@ -1,9 +1,12 @@
 # Set-up and the two entry points the README promises.
-#   make train   train the seed preset on the shared CIFAR-10 copy (creates .venv if missing)
+#   make train   train the seed preset on the shared CIFAR-10 copy when it is there, else on CIFAR-10
+#                downloaded into the cache (progress bar, MD5 check); creates .venv if missing
 #   make test    run the test suite (creates .venv if missing)
 PYTHON ?= python3
 VENV   ?= .venv
-DATA   ?= ../shared/data/cifar10-jpeg.tar.gz
+SHARED_DATA ?= ../shared/data/cifar10-jpeg.tar.gz
+DATA   ?= $(wildcard $(SHARED_DATA))
+TRAIN_ARGS ?=
 BIN     = $(VENV)/bin
 
 .PHONY: install train test clean
@@ -19,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 train: install
-	$(BIN)/cifarlab train --preset seed --data $(DATA)
+	$(BIN)/cifarlab train --preset seed $(if $(DATA),--data $(DATA)) $(TRAIN_ARGS)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -18,18 +18,19 @@ URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
 FILENAME = "cifar-10-python.tar.gz"
 URL_ENV = "CIFARLAB_CIFAR10_URL"
+MD5_ENV = "CIFARLAB_CIFAR10_MD5"  # a mirror's own packaging of CIFAR-10 (and the tests' loopback server)
 
 
 def download(dest: Path, url: str | None = None, md5: str | None = None, progress: bool = True) -> Path:
     """Fetch ``url`` (default ``$CIFARLAB_CIFAR10_URL``, else the official address) to ``dest``.
 
     The bytes stream into a temporary file beside ``dest``, which is renamed
-    into place only once complete and matching ``md5`` (default: the official
-    archive's); on any failure nothing is left behind and :class:`DataError`
-    says what happened.
+    into place only once complete and matching ``md5`` (default
+    ``$CIFARLAB_CIFAR10_MD5``, else the official archive's); on any failure
+    nothing is left behind and :class:`DataError` says what happened.
     """
     url = url or os.environ.get(URL_ENV) or URL
-    md5 = (md5 or MD5).lower()
+    md5 = (md5 or os.environ.get(MD5_ENV) or MD5).lower()
     digest = hashlib.md5()
     try:
         with atomic_path(dest) as tmp:
