@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+pytestmark = pytest.mark.slow  # each test runs a script in its own process
 
 
 def _run(script: str, *args: str) -> str:
@@ -35,3 +36,9 @@ def test_inference_compares_eager_and_onnxruntime():
     pytest.importorskip("onnxruntime", reason="the export extra is not installed")
     out = _run("inference.py")
     assert len(re.findall(r"^(seed|fast-cpu)\s+(1|256)\s.*x$", out, flags=re.M)) == 4
+
+
+def test_inspect_speed_compares_inspect_with_building_by_hand():
+    out = _run("inspect_speed.py")
+    assert "baseline: build the network + one eager forward pass" in out
+    assert len(re.findall(r"^(seed|custom\.yaml)\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+x$", out, flags=re.M)) == 2
