@@ -1,0 +1,45 @@
+"""``examples/quickstart.ipynb`` runs from top to bottom (nbclient) on tiny synthetic data, so it never rots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import synthetic
+
+from cifarlab.rundir import RunDir
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"
+
+
+def test_quickstart_notebook_runs_and_shows_the_reports(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat", reason="nbformat not installed (pip install -e '.[dev]')")
+    nbclient = pytest.importorskip("nbclient", reason="nbclient not installed (pip install -e '.[dev]')")
+    pytest.importorskip("ipykernel", reason="ipykernel not installed (pip install -e '.[dev]')")
+    data = synthetic.make_imagefolder(tmp_path / "data", 30, 10)
+    out = tmp_path / "out"
+    for name, value in {"DATA": data, "OUT": out, "TRAIN_IMAGES": 250, "VAL_IMAGES": 50, "TEST_IMAGES": 0,
+                        "EPOCHS": 1}.items():
+        monkeypatch.setenv(f"CIFARLAB_QUICKSTART_{name}", str(value))  # the kernel inherits the environment
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    # ipykernel's "python3" kernel starts "python", which jupyter_client runs as this very interpreter:
+    # the kernel imports the cifarlab under test.
+    nbclient.NotebookClient(notebook, timeout=170, kernel_name="python3",
+                            resources={"metadata": {"path": tmp_path}}).execute()
+
+    def outputs(index: int) -> str:
+        cell = notebook.cells[index]
+        return "".join(o.get("text", "") + o.get("data", {}).get("text/html", "") for o in cell.get("outputs", []))
+
+    code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    texts = {i: outputs(i) for i in code}
+    assert any("conv" in t and "params" in t.lower() for t in texts.values())  # the seed network's table
+    assert RunDir(out / "run").summary()["status"] == "completed"
+    reports = [t for t in texts.values() if 'class="cl-report"' in t]
+    assert len(reports) == 2  # the run's and the sweep's, inline
+    assert "Most confident mistakes" in reports[0] and "Runs" in reports[1]
+    predicted = [line for t in texts.values() for line in t.splitlines() if ".png -> " in line]
+    assert len(predicted) == 4
+    assert len(list((out / "sweep" / "trials").iterdir())) == 2
