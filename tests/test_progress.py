@@ -1,0 +1,70 @@
+"""Training's time estimates, the advice for slow CPU recipes, and no bars outside a terminal."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from cifarlab.training.progress import EtaClock, duration, interactive
+
+
+def _feed(clock: EtaClock, batch_size: int, seconds_per_batch: float, batches: int) -> list[str]:
+    lines = []
+    for b in range(1, batches + 1):
+        line = clock.batch(b, b * batch_size, b * seconds_per_batch + 5.0)  # batch 1 also pays 5 s of warm-up
+        if line:
+            lines.append(line)
+    return lines
+
+
+def test_seed_on_a_cpu_learns_it_takes_hours_and_the_faster_preset_within_seconds():
+    clock = EtaClock(20, 45_000, preset="seed", on_cpu=True)
+    lines = _feed(clock, 60, 0.8, 10)  # 75 images/s, the seed CNN on two cores
+    assert len(lines) == 1
+    # Batches 2-4 measured (3 batches, 2.4 s): 20 x 45,000 / 75 s = 3 h 20 min, warm-up excluded.
+    assert "expected training time: about 3 h 20 min" in lines[0] and "batches 2-4" in lines[0]
+    assert "fast-cpu" in lines[0] and "84%" in lines[0]
+
+
+@pytest.mark.parametrize("preset, on_cpu", [("fast-cpu", True), ("seed", False)])
+def test_no_advice_for_fast_presets_or_off_the_cpu(preset, on_cpu):
+    lines = _feed(EtaClock(20, 45_000, preset=preset, on_cpu=on_cpu), 60, 0.8, 10)
+    assert len(lines) == 1 and "3 h 20 min" in lines[0] and "fast-cpu reaches" not in lines[0]
+
+
+def test_a_short_seed_run_gets_no_advice():
+    lines = _feed(EtaClock(1, 2_000, preset="seed", on_cpu=True), 60, 0.8, 10)
+    assert len(lines) == 1 and "about 27 s" in lines[0] and "long wait" not in lines[0]
+
+
+def test_the_first_epoch_corrects_the_estimate():
+    clock = EtaClock(3, 45_000, preset="fast-cpu", on_cpu=True)
+    assert len(_feed(clock, 256, 0.3, 10)) == 1
+    corrected = clock.epoch(1, 40.0)
+    assert re.search(r"about 2 min in all, 80 s to go, done around \d\d:\d\d", corrected)
+    assert clock.epoch(2, 40.0) is None
+
+
+def test_an_epoch_too_short_to_measure_still_gets_an_estimate():
+    clock = EtaClock(5, 50, preset="seed", on_cpu=True)
+    assert clock.batch(1, 50, 0.1) is None  # one batch per epoch: nothing measured after warm-up
+    assert clock.epoch(1, 2.0) == "expected training time: about 10 s (2 s per epoch)"
+
+
+@pytest.mark.parametrize("seconds, text", [(40, "40 s"), (600, "10 min"), (7500, "2 h 05 min")])
+def test_duration(seconds, text):
+    assert duration(seconds) == text
+
+
+def test_bars_only_in_a_terminal(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert interactive() and not interactive(False)
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # piped or redirected
+    assert not interactive()
