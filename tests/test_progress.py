@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from cifarlab.training.progress import EtaClock, duration, interactive
+from cifarlab.terminal import interactive
+from cifarlab.training.progress import EtaClock, duration
 
 
 def _feed(clock: EtaClock, batch_size: int, seconds_per_batch: float, batches: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""What training tells the user about time: the expected total, early, and whether bars can redraw.
+"""What training tells the user about time: the expected total, early, and corrected after an epoch.
 
 The trainer measures images/s over the first few batches (after the first,
 which pays for warm-up and compiling), prints the expected training time, and
@@ -10,7 +10,6 @@ that reaches the same accuracy in minutes.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 
 # Presets whose accuracy a faster CPU preset matches: name -> the advice. fast-cpu: 84.42%
 # test accuracy in 135 s on a 2-core CPU (README), the seed write-up's best being 84%.
@@ -22,21 +21,6 @@ FASTER_ON_CPU = {
 }
 _LONG_ON_CPU = 30 * 60  # seconds: beyond this, a CPU run with a faster equivalent says so
 _MIN_BATCHES, _MIN_SECONDS, _MAX_BATCHES = 3, 2.0, 50  # the first estimate's measuring window, after batch 1
-
-
-def interactive(requested: bool = True) -> bool:
-    """Whether progress bars may be drawn: asked for, and a notebook or a terminal on stdout and stderr.
-
-    Redirected to a file or a pipe, a carriage-return bar becomes hundreds of
-    partial lines, so there the trainer prints one line per epoch only.
-    """
-    if not requested:
-        return False
-    from tqdm.auto import tqdm
-
-    if tqdm.__module__ == "tqdm.notebook":  # Jupyter widgets redraw without carriage returns
-        return True
-    return all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
 
 
 def duration(seconds: float) -> str:
