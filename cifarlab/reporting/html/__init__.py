@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cifarlab.errors import ConfigError
 from cifarlab.fileio import write_text
@@ -43,12 +44,13 @@ class Report:
         return self.fragment
 
 
-def report(path: str | Path) -> Report:
+def report(path: str | Path, *, rows: list[dict[str, Any]] | None = None) -> Report:
     """The report of ``path``: a run directory, or a sweep or other folder holding runs.
 
     Missing pieces (a run still training, without test predictions, a folder
     without runs) are stated on the page; only a path that is not a folder is
-    an error.
+    an error. ``rows`` (runs-table rows) replace the runs found under a folder:
+    a sweep passes its own, whose trials may live elsewhere (``--artifacts``).
     """
     from cifarlab.reporting.html.run import run_sections
     from cifarlab.reporting.html.sweep import sweep_sections
@@ -56,14 +58,17 @@ def report(path: str | Path) -> Report:
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"{path}: no such run directory, sweep or folder of runs")
-    title, subtitle, sections = (run_sections if RunDir(path).exists() else sweep_sections)(path)
+    if RunDir(path).exists():
+        title, subtitle, sections = run_sections(path)
+    else:
+        title, subtitle, sections = sweep_sections(path, rows)
     return Report(title, fragment(title, subtitle, sections), path)
 
 
-def write_report_safely(path: str | Path) -> Path | None:
+def write_report_safely(path: str | Path, *, rows: list[dict[str, Any]] | None = None) -> Path | None:
     """Write ``report.html`` into ``path``; a failure is a warning, never the end of the run or sweep."""
     try:
-        return report(path).save()
+        return report(path, rows=rows).save()
     except Exception as exc:  # noqa: BLE001 - the run's results are already saved; the page is a bonus
         warnings.warn(f"{path}: report.html not written: {type(exc).__name__}: {exc}", stacklevel=2)
         return None

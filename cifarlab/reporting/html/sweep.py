@@ -34,10 +34,10 @@ class RunsView:
     is_sweep: bool
 
     @classmethod
-    def read(cls, root: str | Path) -> "RunsView":
-        """Collect the runs under ``root``; a sweep is a folder with a plan, or whose runs are sweep trials."""
+    def read(cls, root: str | Path, rows: list[dict[str, Any]] | None = None) -> "RunsView":
+        """The runs under ``root`` (or ``rows``); a sweep is a folder with a plan, or whose runs are sweep trials."""
         root = Path(root)
-        rows = collect_runs(root)
+        rows = collect_runs(root) if rows is None else rows
         for slot, row in enumerate(rows):  # trial folders are named by slot, so path order is plan order
             row.setdefault("trial", slot)
         planned = (root / "plan.yaml").is_file() or (root / RunDir.SWEEP).is_file()
@@ -152,9 +152,9 @@ def writeup_comparison(view: RunsView) -> str:
             + (png_img(png, "write-up accuracy beside our test accuracy", "plot narrow") if png else ""))
 
 
-def sweep_sections(path: str | Path) -> tuple[str, str, list[Section]]:
-    """Title, subtitle and sections of the report of the sweep or folder of runs at ``path``."""
-    view = RunsView.read(path)
+def sweep_sections(path: str | Path, rows: list[dict[str, Any]] | None = None) -> tuple[str, str, list[Section]]:
+    """Title, subtitle and sections of the report of the sweep or folder of runs at ``path`` (or of ``rows``)."""
+    view = RunsView.read(path, rows)
     name = view.root.resolve().name
     title = f"Sweep {name}" if view.is_sweep else f"Runs in {name}"
     subtitle = f"Folder {view.root.resolve()}"
