@@ -228,12 +228,13 @@ def set_dotted(mapping: dict[str, Any], key: str, value: Any) -> None:
 def compose(
     preset: str | None = None,
     config_file: str | Path | None = None,
-    overrides: typing.Iterable[str] | dict[str, Any] = (),
+    overrides: typing.Iterable[str | tuple[str, Any]] | dict[str, Any] = (),
 ) -> Config:
     """Build a validated :class:`Config` from a preset, a YAML file and overrides.
 
     The preset is ``preset`` if given, else the file's own ``preset:`` key, else ``seed``.
-    ``overrides`` are ``"key.path=value"`` strings or a ``{"key.path": value}`` mapping.
+    ``overrides`` are ``"key.path=value"`` strings (values read as YAML), ``("key.path", value)``
+    pairs or a ``{"key.path": value}`` mapping, applied in order.
     """
     file_dict = read_config_file(config_file) if config_file is not None else {}
     name = preset or file_dict.get("preset") or "seed"
@@ -241,7 +242,8 @@ def compose(
         raise ConfigError(f"{config_file}: key 'preset' must be a preset name, got {name!r}")
     raw = deep_merge(preset_dict(name), file_dict)
     raw["preset"] = name
-    items = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    items = overrides.items() if isinstance(overrides, dict) else (
+        o if isinstance(o, tuple) else parse_override(o) for o in overrides)
     for key, value in items:
         set_dotted(raw, key, value)
     where = str(config_file) if config_file is not None else f"preset {name}"

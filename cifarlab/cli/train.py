@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+# Shortcut options: flag -> (config key, argparse options). argparse types each value and it is
+# set as that value; re-read as YAML text, `--data 2024` would become an integer and `--data null` None.
+_SHORTCUTS: dict[str, tuple[str, dict]] = {
+    "--data": ("data.path", {"metavar": "PATH", "help": "CIFAR-10 python archive/folder, or ImageFolder "
+                                                        "tree/archive (default: download to cache)"}),
+    "--epochs": ("train.epochs", {"type": int, "metavar": "N", "help": "shortcut for --set train.epochs=N"}),
+    "--max-train-images": ("data.max_train_images", {"type": int, "metavar": "N",
+                                                     "help": "shortcut for --set data.max_train_images=N"}),
+    "--seed": ("train.seed", {"type": int, "metavar": "N", "help": "shortcut for --set train.seed=N"}),
+    "--device": ("train.device", {"choices": ["auto", "cpu", "cuda"], "help": "shortcut for --set train.device=..."}),
+}
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``train`` sub-command."""
@@ -15,12 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML config file composed on top of the preset")
     p.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
                    help="override one config key, e.g. --set optim.lr=1e-3 (repeatable)")
-    p.add_argument("--data", metavar="PATH",
-                   help="CIFAR-10 python archive/folder, or ImageFolder tree/archive (default: download to cache)")
-    p.add_argument("--epochs", type=int, help="shortcut for --set train.epochs=N")
-    p.add_argument("--max-train-images", type=int, metavar="N", help="shortcut for --set data.max_train_images=N")
-    p.add_argument("--seed", type=int, help="shortcut for --set train.seed=N")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="shortcut for --set train.device=...")
+    for flag, (key, options) in _SHORTCUTS.items():
+        p.add_argument(flag, dest=key, **options)
     p.add_argument("--out", metavar="DIR", help="run directory (default runs/<preset>-<time>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines still print)")
@@ -38,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list_presets:
         print("\n".join(config_mod.list_presets()))
         return 0
-    shortcuts = {"data.path": args.data, "train.epochs": args.epochs, "data.max_train_images": args.max_train_images,
-                 "train.seed": args.seed, "train.device": args.device}
-    overrides = list(args.overrides) + [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
+    typed = [(key, vars(args)[key]) for key, _ in _SHORTCUTS.values()]
+    overrides = list(args.overrides) + [(key, value) for key, value in typed if value is not None]
     if args.resume:
         if args.preset or args.config or overrides:
             raise ConfigError("--resume continues a run with its recorded config; drop the other config options")
