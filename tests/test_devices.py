@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hardware import cpu_computes_bf16
 
 from cifarlab import config as c
 from cifarlab.errors import ConfigError
@@ -30,6 +31,11 @@ def test_cpu_bf16_follows_the_instruction_set_probes(monkeypatch):
     assert native_bf16(CPU) is False
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert native_bf16(CPU) is True
+
+
+def test_cpu_bf16_matches_the_flags_the_kernel_reports():
+    assert native_bf16(CPU) is cpu_computes_bf16()
+    assert resolve_precision("auto", CPU) is (torch.bfloat16 if cpu_computes_bf16() else None)
 
 
 def test_precision_choices_and_unknown_value_names_the_key():

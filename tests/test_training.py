@@ -15,14 +15,14 @@ import pytest
 import synthetic
 import torch
 import yaml
+from hardware import cpu_computes_bf16
 from PIL import Image
 from safetensors.torch import load_file
 
 import cifarlab
 import cifarlab.training.trainer
 from cifarlab.cli import main
-from cifarlab.errors import ConfigError, ModelError
-from cifarlab.training.devices import native_bf16
+from cifarlab.errors import ModelError
 from cifarlab.training.trainer import TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +71,7 @@ def test_fast_preset_learns_separable_data(tiny_imagefolder, tmp_path):
                             data__val_size=50)
     assert result.summary["test_acc"] > 0.5  # chance is 0.1
     # The preset's precision is auto: bf16 autocast exactly where this CPU computes bf16 natively.
-    assert result.summary["precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")
+    assert result.summary["precision"] == ("bf16" if cpu_computes_bf16() else "fp32")
 
 
 @pytest.mark.slow
@@ -206,9 +206,16 @@ def test_corrupt_weights_file_is_a_model_error(tmp_path):
         cifarlab.evaluate(bad)
 
 
+@pytest.mark.slow
 def test_debug_flag_shows_the_traceback():
-    with pytest.raises(ConfigError):
-        main(["--debug", "train", "--set", "optim.lr=-1"])
+    # A real process: the traceback is what the interpreter prints when --debug lets the error through.
+    argv = [sys.executable, "-m", "cifarlab", "train", "--set", "optim.lr=-1"]
+    plain = subprocess.run(argv, capture_output=True, text=True)
+    debug = subprocess.run([*argv[:3], "--debug", *argv[3:]], capture_output=True, text=True)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert debug.returncode == 1 and debug.stderr.startswith("Traceback (most recent call last):")
+    assert '  File "' in debug.stderr  # stack frames, not just the one-line message
+    assert debug.stderr.rstrip().endswith("ConfigError: preset seed: key 'optim.lr' must be positive, got -1.0")
 
 
 @pytest.mark.slow
