@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,7 @@ def _seed_macs_by_hand() -> int:
 
 
 def test_seed_totals_and_rows():
-    inspect_model("seed")  # warm-up: the first forward of a process sets up thread pools
-    start = time.perf_counter()
-    report = inspect_model("seed")
-    assert time.perf_counter() - start < 1.0
+    report = inspect_model("seed")  # its speed is a figure of benchmarks/inspect_speed.py, not a test
     assert report.params == 2_753_546 and report.params_frozen == 0
     assert report.macs == 403_147_264 == _seed_macs_by_hand()
     assert report.output_shape == (10,)
