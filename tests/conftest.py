@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests import the `synthetic` helpers module
 
 import synthetic  # noqa: E402
+from pg import MISSING, pg_url, postgres_server  # noqa: E402,F401  (fixtures: a throwaway PostgreSQL server)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -35,3 +36,9 @@ def shared_cifar() -> Path:
     if not SHARED_CIFAR.is_file():
         pytest.skip("../shared/data/cifar10-jpeg.tar.gz not present: real-data test needs the shared JPEG copy")
     return SHARED_CIFAR
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly when tests that need a service (PostgreSQL) were skipped: CI would have run them."""
+    for reason in dict.fromkeys(MISSING):
+        terminalreporter.write_sep("!", f"SKIPPED: {reason}", red=True, bold=True)

@@ -41,6 +41,7 @@ def _write(tmp_path, spec: dict):
     return path
 
 
+@pytest.mark.slow
 def test_a_4_trial_grid_finishes_with_one_row_per_trial(tiny_imagefolder, tmp_path, capsys):
     out, path = tmp_path / "grid", _write(tmp_path, GRID)
     assert main(["sweep", str(path), "--data", str(tiny_imagefolder), "--out", str(out)]) == 0
@@ -83,10 +84,11 @@ def test_repeats_report_mean_and_spread(tiny_imagefolder, tmp_path, capsys):
     assert "± " in (out / "results.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_random_search_from_python(tiny_imagefolder, tmp_path):
     spec = {**GRID, "search": {"sampler": "random", "trials": 3,
                                "space": {"optim.lr": {"float": [1e-4, 1e-2], "log": True}}}, "pruner": "median"}
-    result = cifarlab.sweep(_write(tmp_path, spec), data=tiny_imagefolder, out_dir=tmp_path / "rand")
+    result = cifarlab.sweep(_write(tmp_path, spec), data=tiny_imagefolder, out=tmp_path / "rand")
     assert len(result.rows) == 3 and len({r["lr"] for r in result.rows}) == 3
     assert result.best["val acc"] == max(r["val acc"] for r in result.rows)
     assert "its test accuracy" in result.best_summary()

@@ -106,3 +106,27 @@ def test_a_study_started_with_other_settings_is_not_continued(tmp_path):
     with pytest.raises(ConfigError, match="was started with other settings .trial 0 'lr=0.01,batch_size=25' "
                                           "differs.*--out DIR"):
         open_study(load_sweep(path, SweepOptions(epochs=3)), url)
+
+
+def test_flags_keywords_and_worker_argv_all_come_from_the_options_table(tmp_path):
+    import argparse
+    import dataclasses
+    import inspect
+
+    import cifarlab
+    from cifarlab.sweeps.options import add_arguments, from_args
+
+    names = [f.name for f in dataclasses.fields(SweepOptions)]
+    assert list(inspect.signature(cifarlab.sweep).parameters)[1:] == names
+    assert all(f"``{name}``" in cifarlab.sweep.__doc__ for name in names)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert from_args(parser.parse_args([])) == SweepOptions()  # the same defaults
+    options = SweepOptions(data=str(tmp_path), max_train_images=100, epochs_scale=0.5, out=str(tmp_path / "o"),
+                           storage="postgresql://u:secret@h/db", workers=2, artifacts=str(tmp_path / "nfs"),
+                           storage_patience=5.0, verbose=True)
+    argv = options.argv()
+    assert "secret" not in " ".join(argv)  # the storage URL travels in the environment, never on a command line
+    assert from_args(parser.parse_args(argv)) == dataclasses.replace(options, storage=None, workers=1)
+    assert options.argv(plan_only=True) == ["--data", str(tmp_path), "--max-train-images", "100",
+                                            "--epochs-scale", "0.5"]

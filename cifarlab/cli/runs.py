@@ -1,4 +1,4 @@
-"""``cifarlab runs``: the table of runs under a folder (a sweep's, or ``runs/``)."""
+"""``cifarlab runs``: the table of runs under a folder (a sweep's, or ``runs/``), or in a sweep's study storage."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "batch size, epochs, architecture (conv-fc), optimizer, regularization, "
                                    "activation, normalization, validation and test accuracy (final model), "
                                    "parameters, wall time, device, seed and status.")
-    p.add_argument("root", nargs="?", default="runs", metavar="SWEEP_DIR|RUNS_DIR",
+    p.add_argument("root", nargs="?", metavar="SWEEP_DIR|RUNS_DIR",
                    help="folder searched for run directories (default runs/)")
+    p.add_argument("--storage", metavar="URL",
+                   help="list the finished trials of the sweeps in this Optuna storage instead, from the database "
+                        "alone (e.g. a sweep whose workers ran on other machines)")
     p.add_argument("--sort", default="val acc", metavar="KEY",
                    help="column to sort by, e.g. val_acc (default; best first), lr, wall_time")
     p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
@@ -28,12 +31,21 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.reporting.runs import collect_runs, column, columns_for, sort_rows
     from cifarlab.reporting.tables import format_rows
 
-    root = Path(args.root)
     key = column(args.sort)  # a bad key fails before the (slower) reading of every run
-    if not root.is_dir():
-        raise ConfigError(f"{root}: no such folder of runs")
-    rows = collect_runs(root)
+    if args.storage is not None:
+        from cifarlab.sweeps.runner import storage_rows
+
+        if args.root is not None:
+            raise ConfigError(f"{args.root}: give a folder or --storage, not both")
+        rows = storage_rows(args.storage)
+        where = "--storage: no finished sweep trial in this database"
+    else:
+        root = Path(args.root or "runs")
+        if not root.is_dir():
+            raise ConfigError(f"{root}: no such folder of runs")
+        rows = collect_runs(root)
+        where = f"{root}: no run directories (with summary.json and config.yaml) found"
     if not rows:
-        raise ConfigError(f"{root}: no run directories (with summary.json and config.yaml) found")
+        raise ConfigError(where)
     print(format_rows(sort_rows(rows, key), columns_for(rows), args.format))
     return 0

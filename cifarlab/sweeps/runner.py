@@ -1,8 +1,10 @@
 """Running a sweep: worker processes take trials from the study; each trial is an ordinary cifarlab run.
 
-A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/``, fixed by its
-slot, so a retry of a killed trial finds the dead one's checkpoint and resumes
-it (or starts the run again when it died before its first epoch ended).
+A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/`` (or
+``<artifacts>/<slot>-<label>/``), fixed by its slot, so a retry of a killed trial
+finds the dead one's checkpoint and resumes it. When it cannot (the dead worker
+ran on another machine without shared ``--artifacts``, or died before its first
+epoch ended) it starts the run again, and the table marks the trial restarted.
 Trials report validation accuracy after every epoch, which a median pruner
 may use to stop them early.
 """
@@ -10,7 +12,9 @@ may use to stop them early.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifarlab.errors import CifarlabError
-from cifarlab.fileio import write_json, write_text
+from cifarlab.errors import CifarlabError, ConfigError
+from cifarlab.fileio import write_text
+from cifarlab.preemption import Interrupted
 from cifarlab.reporting.runs import (
-    SWEEP_FILE,
     aggregate_repeats,
     best_row,
     collect_run,
@@ -36,6 +40,7 @@ from cifarlab.reporting.runs import (
     sort_rows,
     write_results,
 )
+from cifarlab.rundir import RunDir
 from cifarlab.sweeps import study as study_mod
 from cifarlab.sweeps.spec import SweepSpec, Trial, dump, slug
 
@@ -44,6 +49,7 @@ from cifarlab.sweeps.spec import SweepSpec, Trial, dump, slug
 STORAGE_ENV = "CIFARLAB_SWEEP_STORAGE"
 PARENT_ENV = "CIFARLAB_SWEEP_PARENT"
 THREADS_ENV = "CIFARLAB_TORCH_THREADS"
+DEVICE_ENV = "CIFARLAB_SWEEP_DEVICE"  # the train.device of a worker pinned by --devices
 POLL_SECONDS = 2  # how often an idle worker looks whether another's trial finished or died
 
 
@@ -58,24 +64,27 @@ class SweepResult:
     def table(self, fmt: str = "table") -> str:
         """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy.
 
-        Test accuracy is left out on purpose: it is reported once, for the best trial (:meth:`best_summary`).
+        Test accuracy is left out on purpose: it is reported once, for the best trial (:meth:`best_summary`),
+        and, where the sweep file kept the write-up's accuracies, beside them in a comparison that follows.
         """
         from cifarlab.reporting.tables import format_rows, legend
+        from cifarlab.reporting.writeup import format_comparison
 
         shown = sort_rows(aggregate_repeats(self.rows) if is_repeated(self.rows) else self.rows)
         text = format_rows(shown, columns_for(self.rows, test=False), fmt)
-        note = legend(shown) if fmt in ("table", "markdown") else ""
-        return f"{text}\n\n{note}" if note else text
+        notes = [legend(shown), format_comparison(self.rows, fmt)] if fmt in ("table", "markdown") else []
+        return "\n\n".join([text] + [n for n in notes if n])
 
     def best_summary(self) -> str:
         """The best trial and its test accuracy, reported once."""
         return describe_best(self.best)
 
 
-def trial_dir(sweep_dir: Path, slot: int, label: str) -> Path:
+def trial_dir(spec: SweepSpec, sweep_dir: Path, slot: int, label: str) -> Path:
     """The run directory of a slot: fixed, so that a retry finds the dead attempt's checkpoint."""
     safe = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
-    return Path(sweep_dir) / "trials" / f"{slot:04d}-{safe}"
+    root = Path(spec.options.artifacts) if spec.options.artifacts else Path(sweep_dir) / "trials"
+    return root / f"{slot:04d}-{safe}"
 
 
 class _Objective:
@@ -93,7 +102,7 @@ class _Objective:
         trial.set_user_attr("pid", os.getpid())
         slot = study_mod.claim(self.study, trial, self.spec)
         planned = self._planned(trial, slot)
-        run_dir = trial_dir(self.sweep_dir, slot, planned.label)
+        run_dir = trial_dir(self.spec, self.sweep_dir, slot, planned.label)
         trial.set_user_attr("label", planned.label)
         trial.set_user_attr("run_dir", str(run_dir.resolve()))
         try:
@@ -135,9 +144,9 @@ class _Objective:
 
     def _train(self, trial, planned: Trial, run_dir: Path) -> dict[str, Any]:
         import optuna
+        from optuna.trial import TrialState
 
         import cifarlab
-        from cifarlab.training.checkpoint import CHECKPOINT_FILE
         from cifarlab.training.trainer import TrainingDiverged
 
         def report(metrics: dict[str, Any]) -> None:
@@ -149,17 +158,24 @@ class _Objective:
         if summary.get("status") == "completed":  # trained, but its worker died before the study heard of it
             return summary
         cfg = self.spec.compose(planned.overrides)
+        if os.environ.get(DEVICE_ENV):  # pinned by --devices (not part of the plan: machines differ)
+            cfg.train.device = os.environ[DEVICE_ENV]
         options = {"data": self._data(cfg.data.path), "callbacks": [report], "progress": self.verbose,
                    "verbose": self.verbose}
+        # A dead attempt's slot: resumed from its checkpoint where this worker sees it, else started again
+        resume = (run_dir / RunDir.CHECKPOINT).is_file()
+        if not resume and any(t.user_attrs.get("slot") == planned.index and "run_dir" in t.user_attrs
+                              for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))):
+            trial.set_user_attr("attempt", "restarted")  # the table says so: an earlier attempt's work was lost
         try:
-            if (run_dir / CHECKPOINT_FILE).is_file():
+            if resume:
                 return cifarlab.train(resume=run_dir, **options).summary
             if run_dir.exists():  # the last attempt died before its first checkpoint: start clean
                 shutil.rmtree(run_dir)
             run_dir.mkdir(parents=True)
-            write_json(run_dir / SWEEP_FILE, {"sweep": self.spec.name, "label": planned.label,
-                                              "group": planned.group, "overrides": planned.overrides,
-                                              "writeup_accuracy": planned.writeup_accuracy})
+            RunDir(run_dir).write_sweep({"sweep": self.spec.name, "label": planned.label, "group": planned.group,
+                                         "overrides": planned.overrides,
+                                         "writeup_accuracy": planned.writeup_accuracy})
             return cifarlab.train(cfg, out_dir=run_dir, **options).summary
         except TrainingDiverged as exc:  # a result, not a crash: the table shows it as diverged
             trial.set_user_attr("diverged", True)
@@ -190,11 +206,11 @@ def _announcer(spec: SweepSpec):
     return announce
 
 
-def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str, *, verbose: bool = False) -> None:
+def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str) -> None:
     """Take trials from the study until every slot is done (or the sampler's budget is spent)."""
     study = study_mod.open_study(spec, storage_url)
     lock = study_mod.QueueLock(storage_url)
-    objective = _Objective(spec, Path(sweep_dir), study, lock, verbose)
+    objective = _Objective(spec, Path(sweep_dir), study, lock, spec.options.verbose)
     announce = _announcer(spec)
     while True:
         with lock:  # held until the objective has its trial out of the queue (it releases it then)
@@ -205,7 +221,7 @@ def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str, *, verbose: b
                 study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,), callbacks=[announce])
         if step == "done":
             return
-        if step == "wait":  # other workers' trials are running; one may die and come back to the queue
+        if step == "wait":  # Optuna has no blocking ask: poll while others run; one may die and come back
             time.sleep(POLL_SECONDS)
 
 
@@ -219,16 +235,51 @@ def exit_with_coordinator() -> None:
         raise KeyboardInterrupt
 
 
-def _run_workers(spec: SweepSpec, sweep_dir: Path, storage_url: str, workers: int, verbose: bool) -> None:
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    env = {**os.environ, STORAGE_ENV: storage_url, PARENT_ENV: str(os.getpid()), THREADS_ENV: str(threads),
-           "OMP_NUM_THREADS": str(threads)}
-    command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *spec.knobs.argv(), "--out", str(sweep_dir),
-               "--worker"] + (["--verbose"] if verbose else [])
-    procs = [subprocess.Popen(command, env=env) for _ in range(workers)]
+def worker_devices(options) -> list[str | None]:
+    """The ``train.device`` of each worker process: one per ``--devices`` entry, else ``--workers`` unpinned."""
+    if options.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {options.workers}")
+    if options.devices is None:
+        return [None] * options.workers
+    if options.workers != 1:
+        raise ConfigError("--workers and --devices: give one (--devices starts one worker per device)")
+    import torch
+
+    count = torch.cuda.device_count()
+    devices = [f"cuda:{i}" for i in range(count)] if options.devices == "all" else options.devices.split(",")
+    if not devices:
+        raise ConfigError("--devices all: this machine has no CUDA device; use --workers N")
+    for device in devices:
+        index = re.fullmatch(r"cuda:(\d+)", device)
+        if device != "cpu" and index is None:
+            raise ConfigError(f"--devices {options.devices}: {device!r} is not cuda:N, cpu or all")
+        if index and int(index[1]) >= count:
+            have = f"{count} CUDA device(s), cuda:0 to cuda:{count - 1}" if count else "no CUDA device"
+            raise ConfigError(f"--devices {options.devices}: there is no {device}; this machine has {have}")
+    return devices
+
+
+def worker_env(device: str | None, workers: int, storage_url: str) -> dict[str, str]:
+    """A worker process's environment: the storage, its share of the cores, and its device if pinned."""
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    env = {**os.environ, STORAGE_ENV: storage_url, PARENT_ENV: str(os.getpid()), THREADS_ENV: threads,
+           "OMP_NUM_THREADS": threads}
+    if device is not None:  # the worker sees its one GPU as cuda:0 (or none, pinned to the CPU)
+        env[DEVICE_ENV] = "cpu" if device == "cpu" else "cuda"
+        env["CUDA_VISIBLE_DEVICES"] = "" if device == "cpu" else device.split(":")[1]
+    return env
+
+
+def _run_workers(spec: SweepSpec, sweep_dir: Path, storage_url: str, devices: list[str | None]) -> None:
+    options = dataclasses.replace(spec.options, out=str(sweep_dir))
+    command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *options.argv(), "--worker"]
+    procs = [subprocess.Popen(command, env=worker_env(d, len(devices), storage_url)) for d in devices]
     try:
         codes = [p.wait() for p in procs]
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Interrupted):  # a SIGTERM (kill, Kubernetes) may have reached this process alone
+            for p in procs:
+                p.send_signal(exc.signum)
         # A Ctrl-C in the terminal reached the workers too; give them time to save, then pass it on.
         deadline = time.monotonic() + 10
         for p in procs:
@@ -241,50 +292,75 @@ def _run_workers(spec: SweepSpec, sweep_dir: Path, storage_url: str, workers: in
         raise
     failed = [c for c in codes if c]
     if failed:
-        raise CifarlabError(f"{len(failed)} of {workers} sweep workers failed (exit codes {codes}; their errors are "
-                            "above); run the same command again to continue")
+        raise CifarlabError(f"{len(failed)} of {len(procs)} sweep workers failed (exit codes {codes}; their errors "
+                            "are above); run the same command again to continue")
 
 
-def run_sweep(spec: SweepSpec, sweep_dir: str | Path | None = None, storage: str | None = None, workers: int = 1,
-              *, verbose: bool = False) -> SweepResult:
-    """Run (or continue) a sweep with ``workers`` processes, then write its results and plots.
+def run_sweep(spec: SweepSpec) -> SweepResult:
+    """Run (or continue) a sweep as its options say (:class:`SweepOptions`), then write its results and plots.
 
-    ``sweep_dir`` defaults to ``sweeps/<name>``; ``storage`` (an SQLAlchemy URL) to
-    SQLite in it. The storage is opened, and checked to hold this sweep, before
+    The sweep's folder defaults to ``sweeps/<name>``, the storage (an SQLAlchemy URL)
+    to SQLite in it. The storage is opened, and checked to hold this sweep, before
     anything trains.
     """
-    if workers < 1:
-        raise CifarlabError(f"--workers must be at least 1, got {workers}")
-    sweep_dir = Path(sweep_dir) if sweep_dir is not None else Path("sweeps") / spec.name
-    if storage is None:
+    devices = worker_devices(spec.options)
+    sweep_dir = Path(spec.options.out) if spec.options.out is not None else Path("sweeps") / spec.name
+    if spec.options.storage is None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
-    storage_url = storage or study_mod.default_storage(sweep_dir)
+    storage_url = spec.options.storage or study_mod.default_storage(sweep_dir)
     study = study_mod.open_study(spec, storage_url)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_text(sweep_dir / "plan.yaml", dump(spec))
-    if workers == 1:
-        run_worker(spec, sweep_dir, storage_url, verbose=verbose)
+    if devices == [None]:
+        run_worker(spec, sweep_dir, storage_url)
     else:
-        _run_workers(spec, sweep_dir, storage_url, workers, verbose)
+        _run_workers(spec, sweep_dir, storage_url, devices)
     return collect(spec, sweep_dir, study)
+
+
+def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict[str, Any] | None:
+    """A finished trial's table row: from its run directory if this machine sees it (and ``local``), else from the
+    record the study keeps."""
+    from optuna.trial import TrialState
+
+    attrs = trial.user_attrs
+    row = None
+    for where in (attrs.get("run_dir"), run_dir) if local else ():  # where it ran; or where its sweep's folder is
+        if row is None and where is not None and Path(where).is_dir():
+            row = collect_run(where)
+    if row is None and "record" in attrs:  # run on another machine: the study kept its record
+        row = row_from_record(attrs["record"], f"{attrs['host']}:{attrs['run_dir']}")
+    if row is None:
+        return None
+    row["trial"] = attrs["slot"]
+    if trial.state == TrialState.PRUNED and row["status"] == "stopped":
+        row["status"] = "pruned"
+    if attrs.get("attempt") and row["status"] == "completed":  # its first worker died
+        row["status"] = f"completed ({attrs['attempt']})"
+    return row
+
+
+def storage_rows(storage: str) -> list[dict[str, Any]]:
+    """One row per finished trial of every sweep in a study storage, from the database alone."""
+    rows = []
+    for study in study_mod.load_studies(storage):
+        for trial in study_mod.finished_by_slot(study).values():
+            row = trial_row(trial, local=False)
+            if row is not None:
+                rows.append(row)
+    return rows
 
 
 def collect(spec: SweepSpec, sweep_dir: Path, study) -> SweepResult:
     """Rows of the finished trials, ``results.csv``/``.md``, ``best.json`` and the plots."""
-    from optuna.trial import TrialState
-
     rows = []
     for slot, trial in sorted(study_mod.finished_by_slot(study).items()):
-        row = collect_run(trial_dir(sweep_dir, slot, trial.user_attrs["label"]))  # wherever the folder is now
-        if row is None and "record" in trial.user_attrs:  # run on another machine: the study kept its record
-            attrs = trial.user_attrs
-            row = row_from_record(attrs["record"], f"{attrs['host']}:{attrs['run_dir']}")
-        if row is None:
-            continue
-        row["trial"] = slot
-        if trial.state == TrialState.PRUNED and row["status"] == "stopped":
-            row["status"] = "pruned"
-        rows.append(row)
+        row = trial_row(trial, trial_dir(spec, sweep_dir, slot, trial.user_attrs["label"]))
+        if row is not None:
+            rows.append(row)
     best = best_row(rows)
     write_results(sweep_dir, rows, best, title=f"Sweep {spec.name}")
+    from cifarlab.reporting.html import write_report_safely
+
+    write_report_safely(sweep_dir, rows=rows)
     return SweepResult(sweep_dir=sweep_dir, rows=rows, best=best)

@@ -15,7 +15,7 @@ A sweep file looks like::
     metric: val_acc                 # the only choice: selection never looks at the test set
 
 A trial's config is composed in layers: the base, then ``fixed``, then the
-trial's own settings, then the command line's knobs (:class:`Knobs`), which
+trial's own settings, then the command line's options (:class:`SweepOptions`), which
 have the last word. Every trial is composed and validated before anything
 trains, so a bad key or value fails the sweep at once, naming the file and key.
 """
@@ -35,38 +35,10 @@ import yaml
 from cifarlab import config as config_mod
 from cifarlab.config import Config
 from cifarlab.errors import ConfigError
+from cifarlab.sweeps.options import SweepOptions
 
 _TOP_KEYS = ("name", "description", "base", "fixed", "search", "repeats", "pruner", "metric")
 _SAMPLERS = ("tpe", "random")
-
-
-@dataclass
-class Knobs:
-    """Command-line settings applied to every trial after everything in the sweep file."""
-
-    data: str | None = None
-    max_train_images: int | None = None
-    max_test_images: int | None = None
-    epochs: int | None = None
-    epochs_scale: float | None = None  # multiplies each trial's own epochs (rounded, at least 1)
-    val_size: int | None = None
-    repeats: int | None = None  # replaces the file's ``repeats``
-
-    def overrides(self) -> dict[str, Any]:
-        """The config keys these knobs set."""
-        data = str(Path(self.data).expanduser().resolve()) if self.data is not None else None
-        pairs = (("data.path", data), ("data.max_train_images", self.max_train_images),
-                 ("data.max_test_images", self.max_test_images), ("train.epochs", self.epochs),
-                 ("data.val_size", self.val_size))
-        return {key: value for key, value in pairs if value is not None}
-
-    def argv(self) -> list[str]:
-        """The same knobs as ``cifarlab sweep`` options, for worker processes."""
-        data = str(Path(self.data).expanduser().resolve()) if self.data is not None else None
-        pairs = (("--data", data), ("--max-train-images", self.max_train_images),
-                 ("--max-test-images", self.max_test_images), ("--epochs", self.epochs),
-                 ("--epochs-scale", self.epochs_scale), ("--val-size", self.val_size), ("--repeats", self.repeats))
-        return [arg for flag, value in pairs if value is not None for arg in (flag, str(value))]
 
 
 @dataclass
@@ -82,7 +54,7 @@ class Trial:
 
 @dataclass
 class SweepSpec:
-    """A parsed, validated sweep file with the command line's knobs folded in."""
+    """A parsed, validated sweep file with the command line's options folded in."""
 
     name: str
     source: str  # the sweep file's path (shipped sweeps: inside the package)
@@ -90,7 +62,7 @@ class SweepSpec:
     config_file: str | None
     fixed: dict[str, Any]
     kind: str  # grid | runs | tpe | random
-    knobs: Knobs = field(default_factory=Knobs)
+    options: SweepOptions = field(default_factory=SweepOptions)
     trials: list[Trial] = field(default_factory=list)  # grid and runs: the full plan
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # samplers
     budget: int = 0  # samplers: number of trials
@@ -98,15 +70,15 @@ class SweepSpec:
     pruner: str = "none"
 
     def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Every key a trial sets over its base config: ``fixed``, the trial's own, the knobs, scaled epochs."""
+        """Every key a trial sets over its base config: ``fixed``, the trial's own, the options, scaled epochs."""
         layered: dict[str, Any] = {}
-        for layer in (self.fixed, overrides, self.knobs.overrides()):
+        for layer in (self.fixed, overrides, self.options.overrides()):
             for key, value in layer.items():
                 layered.pop(key, None)  # re-insert, so that a later layer is also applied later
                 layered[key] = value
-        if self.knobs.epochs_scale is not None:
+        if self.options.epochs_scale is not None:
             epochs = config_mod.compose(self.preset, self.config_file, layered).train.epochs
-            layered["train.epochs"] = max(1, round(epochs * self.knobs.epochs_scale))
+            layered["train.epochs"] = max(1, round(epochs * self.options.epochs_scale))
         return layered
 
     def compose(self, overrides: dict[str, Any]) -> Config:
@@ -148,9 +120,9 @@ def resolve_sweep_file(path_or_name: str | Path) -> Path:
     raise ConfigError(f"{path_or_name}: no such sweep file or shipped sweep (shipped: {', '.join(list_sweeps())})")
 
 
-def load_sweep(path_or_name: str | Path, knobs: Knobs | None = None) -> SweepSpec:
+def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) -> SweepSpec:
     """Parse a sweep file (or shipped sweep name), expand its trials and validate every one."""
-    knobs = knobs or Knobs()
+    knobs = options or SweepOptions()
     if knobs.epochs is not None and knobs.epochs_scale is not None:
         raise ConfigError("--epochs and --epochs-scale both set the epochs; give one")
     if knobs.epochs_scale is not None and not knobs.epochs_scale > 0:
@@ -176,11 +148,11 @@ def load_sweep(path_or_name: str | Path, knobs: Knobs | None = None) -> SweepSpe
     if not isinstance(name, str) or not name or "/" in name:
         raise ConfigError(f"{where}: key 'name' must be a non-empty string without '/', got {name!r}")
     spec = SweepSpec(name=name, source=where, preset=preset, config_file=config_file,
-                     fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", knobs=knobs,
+                     fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", options=knobs,
                      repeats=repeats, pruner=pruner)
     config_mod.compose(preset, config_file)  # a broken base is reported as itself, naming its file or preset
     _check(spec, lambda: config_mod.compose(preset, config_file, knobs.overrides()),
-           "command line " + " ".join(knobs.argv()))
+           "command line " + " ".join(knobs.argv(plan_only=True)))
     _check(spec, lambda: config_mod.compose(preset, config_file, spec.fixed), f"{where}: fixed")
     _parse_search(spec, _mapping(raw.get("search"), where, "search"), where)
     _validate(spec, where)

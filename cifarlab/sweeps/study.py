@@ -2,27 +2,34 @@
 
 Every planned run has a *slot* (grid and explicit runs: its index in the plan;
 samplers: the number of the Optuna trial that first drew it). A slot is done
-once one Optuna trial for it is COMPLETE or PRUNED. A trial that died (Ctrl-C,
-an error, or a killed process, found by Optuna's heartbeat or, on this machine,
-by its process id) is FAIL, and :func:`top_up` puts its slot back in the queue:
-the retry resumes the run directory from its last checkpoint.
+once one Optuna trial for it is COMPLETE or PRUNED.
 
-No slot runs twice, even when two workers race: Optuna hands each WAITING
-trial to one worker only (SQLite is serialised by :class:`QueueLock`), and if
-two trials for one slot were queued, :func:`claim` lets only the older one run.
+Optuna's own mechanisms do most of the work: plan rows are enqueued trials; a
+worker that dies on another machine is found by its heartbeat, and
+``RetryHeartbeatStaleTrialCallback`` queues its trial again with its settings;
+the storage is Optuna's RDB storage, made patient of outages here. What Optuna
+lacks is kept, each with its reason at its place: the slot bookkeeping (an
+enqueued trial that fails leaves Optuna no record that its row is still owed),
+:func:`top_up` (the retry callback fires only for stale heartbeats, not for a
+Ctrl-C or a crash), :func:`_dead_here` (a dead process on this machine is known
+at once, not after the grace period), :func:`claim` and :class:`QueueLock`
+(no slot runs twice when workers race).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import os
+import random
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
-from cifarlab.errors import ConfigError
+from cifarlab.errors import CifarlabError, ConfigError, first_line
 from cifarlab.sweeps.spec import SweepSpec
 
 if TYPE_CHECKING:
@@ -35,6 +42,8 @@ except ImportError:  # Windows: no advisory locks; SQLite workers then rely on c
 
 HEARTBEAT_SECONDS = 10  # a running trial's liveness signal in the storage
 GRACE_SECONDS = 30  # a trial without a heartbeat for this long belongs to a dead worker
+SQLITE_TIMEOUT = 60  # seconds a SQLite writer waits for another's lock before 'database is locked'
+RACE_ATTEMPTS = 5
 
 
 class DuplicateTrial(Exception):
@@ -44,6 +53,14 @@ class DuplicateTrial(Exception):
 def default_storage(sweep_dir: Path) -> str:
     """SQLite in the sweep's folder."""
     return f"sqlite:///{(Path(sweep_dir) / 'study.db').resolve()}"
+
+
+def storage_url(url: str) -> str:
+    """The URL as SQLAlchemy is given it: plain ``postgresql://`` means psycopg 3, the ``postgres`` extra's driver.
+
+    (SQLAlchemy's default PostgreSQL driver is psycopg2, which cifarlab does not install.)
+    """
+    return "postgresql+psycopg://" + url.removeprefix("postgresql://") if url.startswith("postgresql://") else url
 
 
 def public_url(url: str) -> str:
@@ -74,30 +91,146 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def open_study(spec: SweepSpec, storage_url: str) -> optuna.Study:
-    """Open (or create) the sweep's study; one-line ConfigError if the storage fails or holds another plan."""
-    import optuna
+class StorageOutage(CifarlabError):
+    """The study's storage stayed unreachable for longer than ``--storage-patience``."""
+
+
+def _caused_by(exc: BaseException | None, *types: type) -> BaseException | None:
+    """The exception of one of ``types`` that ``exc`` is or was caused by (Optuna wraps SQLAlchemy's in its own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, types):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _transient(exc: BaseException) -> BaseException | None:
+    """A dropped connection, a server (re)starting, SQLite's 'database is locked': worth retrying."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return _caused_by(exc, OperationalError, InterfaceError)
+
+
+def _patient(method):
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        delay = 0.5
+        while True:
+            try:
+                result = method(self, *args, **kwargs)
+                self.down_since = None
+                return result
+            except Exception as exc:
+                cause = _transient(exc)
+                if cause is None:
+                    raise
+                now = time.monotonic()
+                self.down_since = self.down_since or now
+                left = self.patience - (now - self.down_since)
+                if left <= 0:
+                    raise StorageOutage(
+                        f"--storage {self.shown}: unreachable for {self.patience:.0f} s (--storage-patience; "
+                        f"{first_line(cause)}); the study is safe: run the same command again "
+                        "when the database is back") from None
+                time.sleep(min(delay, left))
+                delay = min(2 * delay, 10)
+    return call
+
+
+def _patient_storage():
+    """Optuna's RDBStorage whose every call rides out an outage of ``patience`` seconds, retrying with backoff.
+
+    Optuna retries nothing itself: a dropped connection would end the worker, and a
+    server restart every worker.
+    """
     from optuna.storages import RDBStorage
+
+    class PatientStorage(RDBStorage):
+        patience, down_since, shown = 0.0, None, ""
+
+        def record_heartbeat(self, trial_id: int) -> None:
+            with contextlib.suppress(StorageOutage):  # its own thread: the main thread reports the outage
+                _patient(RDBStorage.record_heartbeat)(self, trial_id)
+
+    # The private ones are those Optuna's own cache layer calls.
+    private = ("_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param")
+    for name, member in vars(RDBStorage).items():
+        if callable(member) and (not name.startswith("_") or name in private) \
+                and name not in ("record_heartbeat", "remove_session"):
+            setattr(PatientStorage, name, _patient(member))
+    return PatientStorage
+
+
+def _driver_missing(exc: ImportError, url: str) -> ConfigError:
+    extra = "pip install 'cifarlab[postgres]' (psycopg 3)" if url.startswith("postgresql") else \
+        "install the driver the URL names"
+    return ConfigError(f"--storage {public_url(url)}: the database driver is not installed ({first_line(exc)}): "
+                       f"{extra}")
+
+
+def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
+    """Open (or create) the sweep's study; one-line ConfigError if the storage fails or holds another plan.
+
+    Fails at once when the storage cannot be reached now (a wrong URL is the likely cause);
+    once open, the study's storage rides out outages of ``spec.options.storage_patience`` seconds.
+    """
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by the sweep itself
     # Heartbeats are marked experimental; they are what makes a killed worker's trial recoverable.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    url = storage_url(storage)
     # SQLite makes concurrent writers wait; several workers' heartbeats need more than the default 5 s.
-    engine = {"connect_args": {"timeout": 60}} if _sqlite_file(storage_url) is not None else None
-    try:
-        storage = RDBStorage(storage_url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                             grace_period=GRACE_SECONDS)
-        sampler = optuna.samplers.RandomSampler() if spec.kind == "random" else optuna.samplers.TPESampler()
-        pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if spec.pruner == "median" \
-            else optuna.pruners.NopPruner()
-        study = optuna.create_study(study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner,
-                                    direction="maximize", load_if_exists=True)
-    except Exception as exc:  # SQLAlchemy and its drivers raise many types for a bad URL or server
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise ConfigError(f"--storage {public_url(storage_url)}: cannot open ({type(exc).__name__}: {first})") \
-            from None
-    _check_plan(study, spec, storage_url)
+    # A server's pooled connections die with a restart: test each before use.
+    engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if _sqlite_file(url) is not None \
+        else {"pool_pre_ping": True}
+    for attempt in range(RACE_ATTEMPTS):
+        try:
+            # A dead worker's trial (stale heartbeat) goes back to the queue with its settings and slot.
+            rdb = _patient_storage()(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                     grace_period=GRACE_SECONDS,
+                                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+            sampler = optuna.samplers.RandomSampler() if spec.kind == "random" else optuna.samplers.TPESampler()
+            pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if spec.pruner == "median" \
+                else optuna.pruners.NopPruner()
+            study = optuna.create_study(study_name=spec.name, storage=rdb, sampler=sampler, pruner=pruner,
+                                        direction="maximize", load_if_exists=True)
+            _check_plan(study, spec, url)
+            break
+        except ConfigError:
+            raise
+        except ImportError as exc:
+            raise _driver_missing(exc, storage) from None
+        except Exception as exc:  # SQLAlchemy and its drivers raise many types for a bad URL or server
+            from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+            # Workers started together race to create Optuna's tables and the study's attributes;
+            # the loser finds them made on its next attempt.
+            if attempt + 1 < RACE_ATTEMPTS and _caused_by(exc, IntegrityError, ProgrammingError):
+                time.sleep(0.2 + random.random())
+                continue
+            raise ConfigError(f"--storage {public_url(storage)}: cannot open ({type(exc).__name__}: {first_line(exc)})") \
+                from None
+    rdb.patience, rdb.shown = spec.options.storage_patience, public_url(storage)
     return study
+
+
+def load_studies(storage: str) -> list[optuna.Study]:
+    """Every study in a storage, read as it is (no tables created); one-line ConfigError if it cannot be read."""
+    import optuna
+    from optuna.storages import RDBStorage
+
+    try:
+        rdb = RDBStorage(storage_url(storage), skip_table_creation=True)
+        return [optuna.load_study(study_name=name, storage=rdb) for name in optuna.get_all_study_names(rdb)]
+    except ImportError as exc:
+        raise _driver_missing(exc, storage) from None
+    except Exception as exc:  # as in open_study
+        raise ConfigError(f"--storage {public_url(storage)}: cannot read ({type(exc).__name__}: {first_line(exc)})") \
+            from None
 
 
 def _check_plan(study: optuna.Study, spec: SweepSpec, storage_url: str) -> None:
@@ -220,7 +353,8 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: SweepSpec) -> int:
 
     Deterministic whichever worker looks first: of two live trials for one slot
     the older (lower number) runs; a sampler's new draw runs only if fewer than
-    ``budget`` older slots are live.
+    ``budget`` older slots are live. (Optuna's ``MaxTrialsCallback`` stops a worker
+    only after a trial has finished: two workers at ``budget - 1`` would both draw.)
     """
     me = trial.number
     others = [t for t in study.get_trials(deepcopy=False) if t.number != me and _live(t)]

@@ -1,0 +1,114 @@
+"""Every option of a sweep, in one table: ``cifarlab sweep``'s flags, ``cifarlab.sweep()``'s keywords and the
+command line of worker processes are all generated from :class:`SweepOptions`.
+
+A new option is one field here (and its use where it acts), nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _option(metavar: str | None, help: str, *, key: str | None = None, default: Any = None,
+            worker: bool = True) -> Any:
+    """A field of the table: ``key`` is the config key it sets on every trial; ``worker``: repeated to workers."""
+    return field(default=default, metadata={"metavar": metavar, "help": help, "key": key, "worker": worker})
+
+
+@dataclass
+class SweepOptions:
+    """How a sweep runs. Options with a config ``key`` (and ``epochs_scale``, ``repeats``) change every trial,
+    after everything in the sweep file, so they are part of the sweep's plan; the others do not."""
+
+    data: str | None = _option("PATH", "dataset for every trial", key="data.path")
+    max_train_images: int | None = _option("N", "every trial trains on N images", key="data.max_train_images")
+    max_test_images: int | None = _option(
+        "N", "every trial reports test accuracy on a class-stratified N of the test images",
+        key="data.max_test_images")
+    epochs: int | None = _option("N", "every trial trains N epochs", key="train.epochs")
+    epochs_scale: float | None = _option(
+        "X", "multiply each trial's own epochs by X (rounded, at least 1), e.g. 0.1 for a short form")
+    val_size: int | None = _option("N", "validation images held out of the training set", key="data.val_size")
+    repeats: int | None = _option("K", "seeds per configuration (replaces the file's)")
+    out: str | None = _option("SWEEP_DIR", "the sweep's folder (default sweeps/<name>)")
+    # The URL may hold a password, which a command line would show to `ps`: workers get it in their environment.
+    storage: str | None = _option(
+        "URL", "SQLAlchemy URL of the Optuna study, e.g. postgresql://user:pw@host/db for workers on several "
+        "machines (default: sqlite:///SWEEP_DIR/study.db)", worker=False)
+    workers: int = _option("N", "worker processes on this machine (default 1)", default=1, worker=False)
+    devices: str | None = _option(
+        "LIST", "one worker per device, pinned to it: cuda:0,cuda:1 or all (every GPU here)", worker=False)
+    artifacts: str | None = _option(
+        "DIR", "put the trials' run directories in DIR, a folder every machine sees (e.g. NFS), so that a dead "
+        "worker's trial resumes from its checkpoint on another machine (default SWEEP_DIR/trials)")
+    storage_patience: float = _option(
+        "SECONDS", "ride out a storage outage (server restart, dropped connection, SQLite 'database is locked') "
+        "for this long, retrying with backoff, before stopping (default 300)", default=300.0)
+    verbose: bool = _option(None, "each trial's epoch lines and progress bars", default=False)
+
+    def overrides(self) -> dict[str, Any]:
+        """The config keys these options set on every trial."""
+        found = {f.metadata["key"]: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["key"]}
+        if found.get("data.path") is not None:  # workers may run elsewhere: never a relative path
+            found["data.path"] = str(Path(found["data.path"]).expanduser().resolve())
+        return {key: value for key, value in found.items() if value is not None}
+
+    def argv(self, *, plan_only: bool = False) -> list[str]:
+        """These options as ``cifarlab sweep`` flags, for worker processes (``plan_only``: those changing trials)."""
+        args = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            plan = f.metadata["key"] is not None or f.name in ("epochs_scale", "repeats")
+            if not f.metadata["worker"] or value in (None, False) or (plan_only and not plan):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            value = str(Path(value).resolve()) if f.name in ("data", "out", "artifacts") else value
+            args += [flag] if value is True else [flag, str(value)]
+        return args
+
+
+def _types() -> dict[str, type]:
+    """Each option's value type (``int | None`` -> ``int``)."""
+    hints = typing.get_type_hints(SweepOptions)
+    plain = {}
+    for name, hint in hints.items():
+        args = [a for a in typing.get_args(hint) if a is not type(None)] \
+            if isinstance(hint, types.UnionType) else [hint]
+        plain[name] = args[0]
+    return plain
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per option."""
+    kinds = _types()
+    for f in dataclasses.fields(SweepOptions):
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        if kinds[f.name] is bool:
+            parser.add_argument(flag, action="store_true", help=meta["help"])
+        else:
+            parser.add_argument(flag, type=kinds[f.name], default=f.default, metavar=meta["metavar"],
+                                help=meta["help"])
+
+
+def from_args(args: argparse.Namespace) -> SweepOptions:
+    """The options parsed by :func:`add_arguments`."""
+    return SweepOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepOptions)})
+
+
+def keyword_signature(func):
+    """Give ``func(target, **options)`` the options as its documented keyword-only parameters."""
+    params = list(inspect.signature(func).parameters.values())[:-1]
+    kinds = _types()
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                 annotation=kinds[f.name] | None if f.default is None else kinds[f.name])
+               for f in dataclasses.fields(SweepOptions)]
+    func.__signature__ = inspect.Signature(params, return_annotation=inspect.signature(func).return_annotation)
+    func.__doc__ += "\n" + "\n".join(f"    ``{f.name}``: {f.metadata['help']}" for f in dataclasses.fields(SweepOptions))
+    return func
