@@ -100,6 +100,7 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of weights; 0 = off
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror
     tta_translate: int = 0  # also on the image shifted this many pixels up-left and down-right; 0 = off
+    val_every: int = 1  # validate after every N-th epoch and always after the last; 0 = only after the last
     test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
     eval_batch_size: int = 1000
     log_every: int = 100  # the seed's "running loss every 100 mini-batches"
@@ -139,8 +140,8 @@ _CHOICES = {
 _POSITIVE = ("optim.lr", "optim.muon_lr", "train.epochs", "train.batch_size", "train.eval_batch_size",
              "train.log_every", "schedule.step_epochs")
 _NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "schedule.warmup_epochs", "schedule.gamma",
-                 "schedule.final", "train.grad_clip", "train.ema", "train.tta_translate", "data.val_size",
-                 "data.augment.crop_padding", "data.augment.cutout")
+                 "schedule.final", "train.grad_clip", "train.ema", "train.tta_translate", "train.val_every",
+                 "data.val_size", "data.augment.crop_padding", "data.augment.cutout")
 _FRACTIONS = ("train.label_smoothing", "train.ema", "schedule.peak", "optim.momentum", "optim.muon_momentum")
 
 

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cifarlab.fileio import atomic_path, write_json, write_text
+from cifarlab.fileio import write_bytes, write_json, write_text
 
 if TYPE_CHECKING:
     import torch
@@ -45,9 +45,6 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
-
-    def __fspath__(self) -> str:
-        return str(self.path)
 
     def exists(self) -> bool:
         """Whether this is a run directory (it has a config.yaml)."""
@@ -156,12 +153,11 @@ class RunDir:
     def write_predictions(self, index: torch.Tensor, label: torch.Tensor, probs: torch.Tensor) -> None:
         """Save per-image test predictions (int64 index and label, float32 probabilities)."""
         import torch
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         tensors = {"index": index.to("cpu", torch.int64).contiguous(), "label": label.to("cpu", torch.int64).contiguous(),
                    "probs": probs.to("cpu", torch.float32).contiguous()}
-        with atomic_path(self.path / self.PREDICTIONS) as tmp:
-            save_file(tensors, str(tmp))
+        write_bytes(self.path / self.PREDICTIONS, save(tensors))
 
 
 def timestamp() -> str:

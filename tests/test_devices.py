@@ -8,8 +8,8 @@ from hardware import cpu_computes_bf16
 
 from cifarlab import config as c
 from cifarlab.errors import ConfigError
-from cifarlab.training import devices
-from cifarlab.training.devices import native_bf16, resolve_device, resolve_precision
+from cifarlab import devices
+from cifarlab.devices import native_bf16, resolve_device, resolve_precision
 
 CPU = torch.device("cpu")
 

@@ -18,7 +18,7 @@ from cifarlab.errors import ModelError
 from cifarlab.export import MATLAB_OPS, export_model
 from cifarlab.export.onnx import _layer_of
 from cifarlab.models import build_model
-from cifarlab.training.checkpoint import load_trained, save_weights
+from cifarlab.models.weights import load_trained, save_weights
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 MEAN, STD = [0.49, 0.48, 0.45], [0.25, 0.24, 0.26]

@@ -14,7 +14,7 @@ from cifarlab.cli import main
 from cifarlab.config import ModelConfig, load
 from cifarlab.inspection import draw_diagram, inspect_model
 from cifarlab.models import build_model, create_model
-from cifarlab.training.checkpoint import save_weights
+from cifarlab.models.weights import save_weights
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

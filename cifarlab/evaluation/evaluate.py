@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifarlab.data.loader import DeviceLoader
+from cifarlab.data.split import prepare_splits
+from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
-from cifarlab.evaluation.metrics import EvalReport, evaluate_loader
-from cifarlab.training.checkpoint import load_trained
-from cifarlab.training.devices import prepare_splits, resolve_device, resolve_precision
+from cifarlab.evaluation.metrics import EvalReport, evaluate_split
+from cifarlab.models.weights import load_trained
 
 
 def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = "auto",
@@ -24,16 +24,13 @@ def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = 
     dev = resolve_device(device)
     trained = load_trained(path, dev)
     cfg = trained.config
+    if batch_size is not None:
+        cfg.train.eval_batch_size = batch_size
     if data is None or isinstance(data, (str, Path)):
         from cifarlab.data import load_dataset
 
         data = load_dataset(data if data is not None else cfg.data.path, progress=progress)
-    splits = prepare_splits(cfg, data, dev)
-    chosen = splits.test if split == "test" else splits.val
+    chosen = getattr(prepare_splits(cfg, data, dev), split)
     if chosen is None:
         raise ConfigError(f"{path}: the run used data.val_size=0, so it has no validation split")
-    loader = DeviceLoader(*chosen, batch_size or cfg.train.eval_batch_size, mean=cfg.data.mean, std=cfg.data.std,
-                          channels_last=cfg.train.channels_last)
-    return evaluate_loader(trained.model, loader, splits.classes, split, tta_flip=cfg.train.tta_flip,
-                           tta_translate=cfg.train.tta_translate,
-                           autocast_dtype=resolve_precision(cfg.train.precision, dev))
+    return evaluate_split(trained.model, cfg, chosen, dev)

@@ -1,4 +1,4 @@
-"""Accuracy, per-class accuracy and the confusion matrix of a model on a split."""
+"""Evaluating a model on a split: logits with the run's views and precision, then accuracy, loss, confusion."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cifarlab.config import Config
 from cifarlab.data.loader import DeviceLoader
+from cifarlab.data.split import Split
+from cifarlab.devices import resolve_precision
 
 
 @dataclass
@@ -105,10 +108,19 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
     )
 
 
-def evaluate_loader(model: nn.Module, loader: DeviceLoader, classes: Sequence[str], split: str, *,
-                    tta_flip: bool = False, tta_translate: int = 0,
-                    autocast_dtype: torch.dtype | None = None) -> EvalReport:
-    """Evaluate ``model`` on every image of ``loader``."""
-    logits = predict_logits(model, loader, tta_flip=tta_flip, tta_translate=tta_translate,
-                            autocast_dtype=autocast_dtype)
-    return report_from_logits(logits, loader.labels, classes, split)
+def split_logits(model: nn.Module, cfg: Config, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Float32 logits of ``model`` for uint8 NCHW ``images`` on ``device``, as the run ``cfg`` evaluates.
+
+    Its normalisation, evaluation batch size, memory layout, precision and
+    test-time views: the trainer, ``evaluate`` and ``predict`` all see the same numbers.
+    """
+    unlabelled = torch.zeros(len(images), dtype=torch.long, device=images.device)  # the loader pairs every image
+    loader = DeviceLoader(images, unlabelled, cfg.train.eval_batch_size, mean=cfg.data.mean, std=cfg.data.std,
+                          channels_last=cfg.train.channels_last)
+    return predict_logits(model, loader, tta_flip=cfg.train.tta_flip, tta_translate=cfg.train.tta_translate,
+                          autocast_dtype=resolve_precision(cfg.train.precision, device))
+
+
+def evaluate_split(model: nn.Module, cfg: Config, split: Split, device: torch.device) -> EvalReport:
+    """Accuracy, loss, per-class accuracy, confusion matrix and probabilities of ``model`` on ``split``."""
+    return report_from_logits(split_logits(model, cfg, split.images, device), split.labels, split.classes, split.name)

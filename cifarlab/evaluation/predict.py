@@ -9,10 +9,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cifarlab.data.loader import normalize
+from cifarlab.data.loader import to_device_images
+from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
-from cifarlab.evaluation.metrics import tta_logits
-from cifarlab.training.checkpoint import load_trained
+from cifarlab.evaluation.metrics import split_logits
+from cifarlab.models.weights import load_trained
 
 
 @dataclass
@@ -33,13 +34,12 @@ def predict(path: str | Path, images: Sequence[str | Path], *, top_k: int = 3,
     """Top-``top_k`` classes and probabilities for each image file (any size/mode; resized to 32x32 RGB)."""
     from cifarlab.data import decode_image
 
-    trained = load_trained(path, device)
+    dev = resolve_device(device)
+    trained = load_trained(path, dev)
     if not 1 <= top_k <= len(trained.classes):
         raise ConfigError(f"--top-k must be between 1 and {len(trained.classes)}, got {top_k}")
     batch = np.stack([decode_image(p) for p in images])  # every file decoded before any is classified
-    x = normalize(torch.from_numpy(batch).to(device).permute(0, 3, 1, 2), trained.mean, trained.std)
-    logits = tta_logits(trained.model, x, flip=trained.config.train.tta_flip,
-                        translate=trained.config.train.tta_translate)
+    logits = split_logits(trained.model, trained.config, to_device_images(batch, dev), dev)
     probs, idx = logits.softmax(1).topk(top_k, dim=1)
     return [Prediction(str(f), [(trained.classes[i], float(p)) for p, i in zip(pr.tolist(), ix.tolist())])
             for f, pr, ix in zip(images, probs, idx)]

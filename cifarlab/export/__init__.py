@@ -30,7 +30,7 @@ def export_model(path: str | Path, format: str = "onnx", opset: int = 14, out: s
     listed in ``ExportResult.unsupported_ops``). Every failed check raises
     :class:`~cifarlab.errors.ModelError` and leaves no file.
     """
-    from cifarlab.training.checkpoint import load_trained
+    from cifarlab.models.weights import load_trained
 
     if format not in _SUFFIX:
         raise ModelError(f"unknown export format {format!r}; use onnx or torchscript")

@@ -88,7 +88,7 @@ def resolve_model(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module,
             raise ModelError(f"{path}: expected a layer list or a config with a 'model:' section")
         return _from_mapping(data, input_shape, str(path), path.name, lambda: compose(config_file=path))
     if path.suffix == ".safetensors" or path.is_dir():
-        from cifarlab.training.checkpoint import load_trained
+        from cifarlab.models.weights import load_trained
 
         return load_trained(path).model, str(source), []
     from cifarlab.config import list_presets

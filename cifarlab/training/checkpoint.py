@@ -1,146 +1,77 @@
-"""Weights and checkpoints as safetensors: tensors plus JSON metadata, never pickles.
+"""The checkpoint: what ``--resume`` needs to continue a run bit-for-bit.
 
-``weights.safetensors`` holds a trained model's state and, in its metadata, the
-resolved config and class names, so a bare weights file is enough to rebuild,
-evaluate, predict with or export the model. ``checkpoint.safetensors`` also holds
-the optimizer state, the EMA weights and the random-number-generator states, so
-``--resume`` continues bit-for-bit. Each file is one atomic write: a kill during
-saving leaves the previous file intact.
+``checkpoint.safetensors`` holds the model, the optimizer state, the EMA
+weights and the random-number-generator states as tensors, and the config,
+class names and :class:`TrainState` as JSON metadata (safetensors, never
+pickles). It is one atomic write: a kill or a full disk during saving leaves
+the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn as nn
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from cifarlab.config import Config, from_dict
-from cifarlab.errors import ModelError, first_line
-from cifarlab.fileio import atomic_path
+from cifarlab.config import Config
+from cifarlab.models.weights import group_tensors, read_tensors, state_tensors, write_tensors
 
-WEIGHTS_FILE = "weights.safetensors"
-CHECKPOINT_FILE = "checkpoint.safetensors"
-FORMAT = "cifarlab-1"
+if TYPE_CHECKING:
+    from cifarlab.training.trainer import Setup
 
 
 @dataclass
-class Trained:
-    """A model restored for inference, with what is needed to feed it."""
+class TrainState:
+    """Where a run stands; saved in every checkpoint beside the tensors."""
 
-    model: nn.Module
-    config: Config
-    classes: list[str]
-    path: Path
-
-    @property
-    def mean(self) -> list[float]:
-        """Per-channel mean the inputs (scaled to 0..1) are normalised with."""
-        return self.config.data.mean
-
-    @property
-    def std(self) -> list[float]:
-        """Per-channel standard deviation the inputs are normalised with."""
-        return self.config.data.std
+    epochs_completed: int = 0
+    step: int = 0  # optimizer steps taken
+    train_seconds: float = 0.0  # training steps only: no evaluation, no compiling
+    compile_seconds: float = 0.0  # torch.compile's warm-up (the first step of each session)
+    eval_seconds: float = 0.0
+    first_epoch_seconds: float | None = None
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
 
 
-def _state_tensors(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    # safetensors refuses tensors that share storage, so each one is saved as its own copy.
-    return {f"{prefix}{k}": v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-
-
-def _save(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"cifarlab": json.dumps(meta)})
-
-
-def save_weights(path: str | Path, model: nn.Module, config: Config, classes: list[str], **extra: Any) -> None:
-    """Write the model's state and the metadata to rebuild it; ``extra`` goes into the metadata."""
-    meta = {"format": FORMAT, "kind": "weights", "config": config.to_dict(), "classes": list(classes), **extra}
-    _save(Path(path), _state_tensors(_unwrap(model).state_dict(), ""), meta)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)  # torch.compile wraps the module
-
-
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    try:
-        tensors = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get("cifarlab")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
-    if raw is None:
-        raise ModelError(f"{path}: safetensors file has no cifarlab metadata (not written by cifarlab)")
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError:
-        raise ModelError(f"{path}: corrupt cifarlab metadata") from None
-    return tensors, meta
-
-
-def resolve_weights(path: str | Path) -> Path:
-    """The weights file for ``path``: a run directory or a ``.safetensors`` file."""
-    path = Path(path)
-    if path.is_dir():
-        for name in (WEIGHTS_FILE, CHECKPOINT_FILE):
-            if (path / name).is_file():
-                return path / name
-        raise ModelError(f"{path}: run directory has no {WEIGHTS_FILE} or {CHECKPOINT_FILE}")
-    if not path.exists():
-        raise ModelError(f"{path}: no such run directory or weights file")
-    return path
-
-
-def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Trained:
-    """Rebuild a trained model in eval mode from a run directory or weights file."""
-    from cifarlab.models import build_model
-
-    file = resolve_weights(path)
-    tensors, meta = _read(file)
-    config = from_dict(meta["config"], where=str(file))
-    model = build_model(config.model)
-    state = tensors
-    if meta.get("kind") == "checkpoint":  # a run killed before its final weights: use its last epoch
-        groups = _group(tensors)
-        state = groups.get("ema") or groups["model"]
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise ModelError(f"{file}: weights do not fit model {config.model.name!r}: {first_line(exc)}") from None
-    model.to(device).eval()
-    return Trained(model=model, config=config, classes=list(meta["classes"]), path=file)
-
-
-def save_checkpoint(path: str | Path, tensors: dict[str, dict[str, torch.Tensor]], meta: dict[str, Any]) -> None:
-    """Write groups of named tensors (``{"model": state, "optim": ...}``) and JSON metadata."""
-    flat: dict[str, torch.Tensor] = {}
-    for group, state in tensors.items():
-        flat.update(_state_tensors(state, f"{group}."))
-    _save(Path(path), flat, {"format": FORMAT, "kind": "checkpoint", **meta})
+def save_checkpoint(path: Path, run: Setup, state: TrainState, cfg: Config, classes: list[str]) -> None:
+    """Write model, optimizer, EMA and RNG states and ``state`` to ``path``."""
+    rng = {"torch": torch.get_rng_state(), "data": run.generator.get_state()}
+    if run.device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(run.device)
+    optim_tensors, optim_meta = _optimizer_to_tensors(run.optimizer)
+    groups = {"model": run.model.state_dict(), "optim": optim_tensors, "rng": rng}
+    if run.ema is not None:
+        groups["ema"] = run.ema.module.state_dict()
+    flat = {k: v for group, tensors in groups.items() for k, v in state_tensors(tensors, f"{group}.").items()}
+    write_tensors(path, flat, {"kind": "checkpoint", "config": cfg.to_dict(), "classes": classes,
+                               "optimizer": optim_meta, "state": dataclasses.asdict(state)})
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """Inverse of :func:`save_checkpoint`: tensor groups and metadata."""
-    flat, meta = _read(Path(path))
-    return _group(flat), meta
+    """A checkpoint's tensor groups (``model``, ``optim``, ``rng``, ``ema``) and metadata."""
+    flat, meta = read_tensors(Path(path))
+    return group_tensors(flat), meta
 
 
-def _group(flat: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    groups: dict[str, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
-        group, _, name = key.partition(".")
-        groups.setdefault(group, {})[name] = value
-    return groups
+def restore_checkpoint(path: Path, run: Setup) -> TrainState:
+    """Load the checkpoint at ``path`` into ``run``; the state it was saved with."""
+    groups, meta = load_checkpoint(path)
+    run.model.load_state_dict(groups["model"])
+    _optimizer_from_tensors(run.optimizer, groups.get("optim", {}), meta["optimizer"])
+    if run.ema is not None:
+        run.ema.module.load_state_dict(groups["ema"])
+    torch.set_rng_state(groups["rng"]["torch"])
+    run.generator.set_state(groups["rng"]["data"].to(run.generator.get_state().device))
+    if run.device.type == "cuda" and "cuda" in groups["rng"]:
+        torch.cuda.set_rng_state(groups["rng"]["cuda"], run.device)
+    return TrainState(**meta["state"])
 
 
-def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split an optimizer's state dict into tensors (for safetensors) and JSON-able metadata."""
     sd = optimizer.state_dict()
     tensors, scalars = {}, {}
@@ -153,9 +84,8 @@ def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, to
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                           meta: dict[str, Any]) -> None:
-    """Restore an optimizer saved with :func:`optimizer_to_tensors`."""
+def _optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                            meta: dict[str, Any]) -> None:
     state: dict[int, dict[str, Any]] = {}
     for key, value in list(tensors.items()) + list(meta["scalars"].items()):
         idx, _, name = key.partition(".")
