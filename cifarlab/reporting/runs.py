@@ -211,7 +211,7 @@ def aggregate_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best completed run (or configuration, when repeated) by validation accuracy; never by test."""
     table = aggregate_repeats(rows) if is_repeated(rows) else rows
-    done = [r for r in table if r["status"] == "completed" and r["val acc"] is not None]
+    done = [r for r in table if str(r["status"]).startswith("completed") and r["val acc"] is not None]
     return max(done, key=lambda r: r["val acc"]) if done else None
 
 

@@ -40,7 +40,7 @@ def plot_trials(rows: list[dict[str, Any]], path: Path) -> None:
     """Validation accuracy of every trial in plan order (the write-up's accuracies are in ``writeup.png``)."""
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(rows) + 2), 4.8))
     x = list(range(len(rows)))
-    colors = ["tab:blue" if r["status"] == "completed" else "tab:gray" for r in rows]
+    colors = ["tab:blue" if str(r["status"]).startswith("completed") else "tab:gray" for r in rows]
     ax.bar(x, [100 * (r["val acc"] or 0) for r in rows], color=colors, label="validation accuracy (ours)")
     if any(c == "tab:gray" for c in colors):
         ax.bar([], [], color="tab:gray", label="pruned, diverged or unfinished")
