@@ -38,6 +38,7 @@ def _train_line(output: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_make_train_uses_the_shared_copy_when_it_exists(tmp_path):
     shared = tmp_path / "shared" / "cifar10-jpeg.tar.gz"
     shared.parent.mkdir()
@@ -46,6 +47,7 @@ def test_make_train_uses_the_shared_copy_when_it_exists(tmp_path):
     assert line.split()[-2:] == ["--data", str(shared)]
 
 
+@pytest.mark.slow
 def test_make_train_without_the_shared_copy_passes_no_data_so_cifarlab_downloads(tmp_path):
     line = _train_line(_make("-n", "train", f"SHARED_DATA={tmp_path / 'absent.tar.gz'}").stdout)
     assert "--data" not in line and line.split()[-2:] == ["--preset", "seed"]

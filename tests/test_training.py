@@ -85,6 +85,7 @@ def test_compiled_training_learns_and_its_weights_evaluate_the_same(tiny_imagefo
     assert json.loads(capsys.readouterr().out)["accuracy"] == pytest.approx(result.summary["test_acc"], abs=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "fast-cpu"])
 def test_resume_after_interrupt_gives_the_same_final_weights(tiny_imagefolder, tmp_path, preset):
     data = cifarlab.load_dataset(tiny_imagefolder)
@@ -107,6 +108,7 @@ def test_resume_after_interrupt_gives_the_same_final_weights(tiny_imagefolder, t
     assert epochs == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_from_the_cli(tiny_imagefolder, tmp_path):
     args = ["--preset", "seed", "--data", str(tiny_imagefolder), "--epochs", "3", "--max-train-images", "150",
             *SMALL]
@@ -127,6 +129,7 @@ def test_sigkill_then_resume_from_the_cli(tiny_imagefolder, tmp_path):
     assert _weights_equal(tmp_path / "straight" / "weights.safetensors", killed / "weights.safetensors")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_imagefolder, tmp_path, monkeypatch):
     data = cifarlab.load_dataset(tiny_imagefolder)
     built = []
@@ -151,6 +154,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_image
     assert all(torch.equal(kept[k], saved["epoch1"][k]) for k in kept)
 
 
+@pytest.mark.slow
 def test_runaway_learning_rate_diverges_from_the_cli(tiny_imagefolder, tmp_path, capsys):
     assert main(["train", "--data", str(tiny_imagefolder), "--out", str(tmp_path / "r"), "--set", "optim.name=sgd",
                  "--set", "optim.lr=1e12", "--set", "model.args={batchnorm: false}", "--epochs", "2", *SMALL]) == 2
@@ -158,6 +162,7 @@ def test_runaway_learning_rate_diverges_from_the_cli(tiny_imagefolder, tmp_path,
     assert "loss became" in err and "Try a lower optim.lr" in err and err.strip().count("\n") == 0
 
 
+@pytest.mark.slow
 def test_predict_any_image_file(tiny_imagefolder, tmp_path, capsys):
     # The preset's lr 0.6 is tuned for 98 steps an epoch; these 5 tiny steps want less.
     run = cifarlab.train("fast-cpu", out_dir=tmp_path / "run", data=cifarlab.load_dataset(tiny_imagefolder),
