@@ -10,17 +10,22 @@ import pytest
 
 from cifarlab.cli import main
 from cifarlab.config import compose
+from cifarlab.inspection.arch import describe_arch
+from cifarlab.models import build_model
 from cifarlab.reporting import COLUMNS, collect_runs, columns_for, format_rows, sort_rows
 from cifarlab.reporting.runs import aggregate_repeats, best_row
 
 
-def _run(root, name, overrides=(), val=0.5, test=0.49, wall=12.0, sweep=None, preset="seed"):
+def _run(root, name, overrides=(), val=0.5, test=0.49, wall=12.0, sweep=None, preset="seed", arch=True):
     run = root / name
     run.mkdir(parents=True)
-    (run / "config.yaml").write_text(compose(preset, overrides=list(overrides)).to_yaml())
-    (run / "summary.json").write_text(json.dumps({
-        "status": "completed", "val_acc": val, "test_acc": test, "params": 2_753_546, "wall_seconds": wall,
-        "device": "cpu", "seed": 0}))
+    cfg = compose(preset, overrides=list(overrides))
+    (run / "config.yaml").write_text(cfg.to_yaml())
+    summary = {"status": "completed", "val_acc": val, "test_acc": test, "params": 2_753_546, "wall_seconds": wall,
+               "device": "cpu", "seed": 0}
+    if arch:  # what the trainer records: the table reads it and builds no network
+        summary["arch"] = describe_arch(build_model(cfg.model))
+    (run / "summary.json").write_text(json.dumps(summary))
     if sweep is not None:
         (run / "sweep.json").write_text(json.dumps(sweep))
     return run
@@ -53,6 +58,12 @@ def test_rows_carry_the_write_ups_columns(runs):
     assert fast["arch"] == "fast (width=0.375)" and fast["activation"] == "GELU"
     assert fast["regularization"] == "wd=0.000512, smoothing=0.2, aug=flip+crop2"
     assert fast["optimizer"] == "Muon (m=0.6) + SGD (m=0.85, nesterov)" and fast["lr"] == 0.08
+
+
+def test_a_run_recorded_without_architecture_facts_is_still_listed(tmp_path):
+    _run(tmp_path, "old", arch=False)
+    (row,) = collect_runs(tmp_path)
+    assert (row["arch"], row["activation"], row["normalization"], row["val acc"]) == ("seed", "?", "?", 0.5)
 
 
 def test_sorted_by_validation_accuracy_best_first_missing_last_or_by_any_column(runs):

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cifarlab.fileio import atomic_path  # noqa: E402
+from cifarlab.rundir import RunDir  # noqa: E402
 
 
 def save_figure(fig, path: Path) -> None:
@@ -94,7 +95,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
 
 def write_run_plots(run_dir: Path, records: list[dict[str, Any]], test_report) -> None:
     """Write ``plots/loss.png``, ``plots/accuracy.png`` and ``plots/confusion.png``."""
-    plots = Path(run_dir) / "plots"
+    plots = Path(run_dir) / RunDir.PLOTS
     plot_loss(records, plots / "loss.png")
     plot_accuracy(records, plots / "accuracy.png", test_acc=test_report.accuracy)
     plot_confusion(test_report.confusion, test_report.classes, plots / "confusion.png")

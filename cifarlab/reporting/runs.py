@@ -7,55 +7,32 @@ A row is a plain dict keyed by column name (see :data:`COLUMNS`) plus ``run``
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import statistics
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cifarlab.errors import ConfigError
+from cifarlab.errors import CifarlabError, ConfigError
+from cifarlab.reporting.tables import ACCURACIES
+from cifarlab.rundir import RunDir
 
 # The write-up's columns, then what only a tool keeps track of.
 COLUMNS = ["label", "lr", "batch size", "epochs", "arch", "optimizer", "regularization", "activation",
            "normalization", "val acc", "test acc", "writeup acc", "params", "wall time", "device", "seed", "status"]
-ACCURACIES = ("val acc", "test acc", "writeup acc")
-SWEEP_FILE = "sweep.json"  # a sweep trial's label, configuration group, own settings and write-up accuracy
 
 
-@functools.lru_cache(maxsize=64)
-def _network_facts(model_json: str) -> dict[str, Any]:
-    """Arch, activation, normalization and dropout, read off the network itself (built on the meta device)."""
-    import torch
-
-    from cifarlab.config import ModelConfig
-    from cifarlab.models import build_model
-
-    model = json.loads(model_json)
+def _network_facts(model: dict[str, Any], arch: dict[str, Any] | None) -> dict[str, Any]:
+    """Arch, activation, normalization and dropout from the architecture facts the run recorded."""
     name = "custom" if model.get("layers") is not None else model["name"]
-    try:
-        with torch.device("meta"):  # no memory, no initialisation: only the module tree is needed
-            net = build_model(ModelConfig(name=model["name"], args=model.get("args") or {},
-                                          layers=model.get("layers")))
-    except Exception:  # a run from another version may name a model this one lacks: still list it
+    if arch is None:  # a run from before runs recorded them
         return {"arch": name, "activation": "?", "normalization": "?", "dropout": 0.0}
-    kinds = [type(m).__name__ for m in net.modules()]
-    conv, fc = kinds.count("Conv2d"), kinds.count("Linear")
     if name in ("seed", "seedlike", "custom"):
-        arch = f"{conv}-{fc}" if name != "custom" else f"custom {conv}-{fc}"
+        text = f"{arch['conv']}-{arch['fc']}" if name != "custom" else f"custom {arch['conv']}-{arch['fc']}"
     else:
         args = ", ".join(f"{k}={v}" for k, v in (model.get("args") or {}).items())
-        arch = f"{name} ({args})" if args else name
-    activations = ("ReLU", "GELU", "SiLU", "LeakyReLU", "ELU", "Tanh", "Sigmoid")
-    norms = {"BatchNorm1d": "BN", "BatchNorm2d": "BN", "LayerNorm": "LN", "GroupNorm": "GN"}
-    return {
-        "arch": arch,
-        "activation": "/".join(dict.fromkeys(k for k in kinds if k in activations)) or "none",
-        "normalization": "/".join(dict.fromkeys(norms[k] for k in kinds if k in norms)) or "none",
-        "dropout": max((m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)), default=0.0),
-    }
+        text = f"{name} ({args})" if args else name
+    return {"arch": text, "activation": arch["activation"], "normalization": arch["normalization"],
+            "dropout": arch.get("dropout", 0.0)}
 
 
 def _optimizer(optim: dict[str, Any]) -> str:
@@ -76,32 +53,24 @@ def _regularization(cfg: dict[str, Any], dropout: float) -> str:
     return ", ".join(p for p in parts if p) or "none"
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def read_run(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run directory's ``config``, ``summary`` and (sweep trials) ``sweep`` records, or None if it is no run."""
-    run_dir = Path(run_dir)
-    summary = _read_json(run_dir / "summary.json")
+    """A run directory's ``config`` (a dict), ``summary`` and (sweep trials) ``sweep`` records, or None if it is no run."""
+    rd = RunDir(run_dir)
+    summary = rd.summary()
+    if not summary or not rd.exists():
+        return None
     try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        cfg = rd.config().to_dict()
+    except CifarlabError:  # e.g. written by a version whose config keys this one does not know
         return None
-    if summary is None or not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict):
-        return None
-    return {"config": cfg, "summary": summary, "sweep": _read_json(run_dir / SWEEP_FILE) or {}}
+    return {"config": cfg, "summary": summary, "sweep": rd.sweep()}
 
 
 def row_from_record(record: dict[str, Any], run: str) -> dict[str, Any]:
     """The table row of a run from its :func:`read_run` record; ``run`` names where it lives."""
     cfg, summary, sweep = record["config"], record["summary"], record["sweep"]
     name = Path(run).name
-    facts = _network_facts(json.dumps(cfg["model"], sort_keys=True))
+    facts = _network_facts(cfg["model"], summary.get("arch"))
     return {
         "label": sweep.get("label", name),
         "lr": cfg["optim"]["muon_lr"] if cfg["optim"]["name"] == "muon" else cfg["optim"]["lr"],
@@ -133,7 +102,7 @@ def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
 
 def collect_runs(root: str | Path) -> list[dict[str, Any]]:
     """Rows for every run directory under ``root`` (searched recursively), in path order."""
-    rows = [collect_run(p.parent) for p in sorted(Path(root).rglob("summary.json"))]
+    rows = [collect_run(p.parent) for p in sorted(Path(root).rglob(RunDir.SUMMARY))]
     return [r for r in rows if r is not None]
 
 

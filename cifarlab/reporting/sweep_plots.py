@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-import yaml
 from matplotlib.ticker import MaxNLocator
 
+from cifarlab.errors import CifarlabError
 from cifarlab.reporting.plots import plt, save_figure
-from cifarlab.reporting.runs import SWEEP_FILE
+from cifarlab.rundir import RunDir
 
 
 def _swept_values(row: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The trial's own settings (from ``sweep.json``) and its resolved config (``config.yaml``)."""
-    run = Path(row["run"])
+    run = RunDir(row["run"])
     try:
-        own = json.loads((run / SWEEP_FILE).read_text()).get("overrides", {})
-        cfg = yaml.safe_load((run / "config.yaml").read_text())
-    except (OSError, ValueError, yaml.YAMLError):
+        cfg = run.config().to_dict()
+    except (OSError, CifarlabError):
         return {}, {}
-    return own, cfg
+    return run.sweep().get("overrides", {}), cfg
 
 
 def _lookup(cfg: dict[str, Any], key: str) -> Any:
@@ -95,17 +93,8 @@ def plot_best_curves(rows: list[dict[str, Any]], path: Path, top: int = 3) -> No
     best = sorted((r for r in rows if r["val acc"] is not None), key=lambda r: -r["val acc"])[:top]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in best:
-        records = []
-        try:
-            lines = (Path(row["run"]) / "metrics.jsonl").read_text().splitlines()
-        except OSError:  # a trial run on another machine: its curve stayed there
-            continue
-        for line in lines:
-            try:
-                records.append(json.loads(line))
-            except ValueError:  # a line torn by a kill
-                continue
-        epochs = [r for r in records if r.get("type") == "epoch" and r.get("val_acc") is not None]
+        # A trial run on another machine has no metrics here: its curve stayed there.
+        epochs = [r for r in RunDir(row["run"]).epochs() if r.get("val_acc") is not None]
         ax.plot([e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], marker="o",
                 label=f"{row['label']} ({row['val acc']:.1%})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

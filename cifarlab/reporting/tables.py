@@ -12,9 +12,8 @@ import io
 import json
 from typing import Any
 
-from cifarlab.reporting.runs import ACCURACIES
-
 FORMATS = ("table", "csv", "markdown", "json")
+ACCURACIES = ("val acc", "test acc", "writeup acc")
 WITHIN_SPREAD = "≈"
 
 
