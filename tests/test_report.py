@@ -133,7 +133,7 @@ def test_gallery_without_the_dataset_lists_the_mistakes_and_says_why(tmp_path, d
     moved = shutil.copytree(data, tmp_path / "data")
     run = make_run(tmp_path / "run", moved)
     shutil.rmtree(moved)
-    gallery = _section(report(run.path).html, "Most confident mistakes")
+    gallery = run_report.mistakes(run_report.RunView.read(run.path))
     assert "No thumbnails" in gallery and "cannot be loaded" in gallery
     assert gallery.count("<tr>") == run_report.GALLERY_SIZE + 1  # the mistakes, as a table
 
@@ -144,7 +144,7 @@ def test_robustness_is_shown_when_it_was_computed(tmp_path, data):
                               "contrast": {str(s): 0.7 - 0.05 * s for s in range(1, 6)}},
               "mean": 0.4875, "clean": 0.74}
     run.write_robustness(result)
-    section = _section(report(run.path).html, "Robustness to common corruptions")
+    section = run_report.robustness(run_report.RunView.read(run.path))
     assert "48.75%" in section and "74.00%" in section and "gaussian_noise" in section
     assert "severity 5" in section and len(_images(section)) == 1
 
@@ -171,16 +171,14 @@ def test_a_run_that_died_before_its_first_epoch(tmp_path, data):
 
 
 def test_a_completed_run_without_predictions_keeps_its_test_accuracy(tmp_path, data):
-    run = make_run(tmp_path / "run", data, predictions=False)
-    page = report(run.path).html
-    _no_failed_sections(page)
-    summary = run.summary()
-    assert f"{summary['test_acc']:.2%}" in _section(page, "Test accuracy")
-    assert "did not save them" in _section(page, "Calibration")
+    view = run_report.RunView.read(make_run(tmp_path / "run", data, predictions=False).path)
+    assert f"{view.summary['test_acc']:.2%}" in run_report.test_accuracy(view)
+    for section in (run_report.per_class, run_report.confusion, run_report.calibration, run_report.mistakes):
+        assert "did not save them" in section(view)
 
 
 def test_a_corrupted_metrics_line_is_skipped_with_a_warning_naming_it(tmp_path, data, capsys):
-    run = make_run(tmp_path / "run", data)
+    run = make_run(tmp_path / "run", data, predictions=False)  # fewer pictures to draw: a quicker test
     lines = (run.path / RunDir.METRICS).read_text().splitlines()
     lines[3] = '{"type": "step", "ep'
     (run.path / RunDir.METRICS).write_text("\n".join(lines) + "\n")
@@ -227,7 +225,7 @@ def test_sweep_report_table_plots_repeats_and_best_test_accuracy_once(tmp_path, 
 def test_a_folder_of_runs_shows_test_accuracy_and_links_each_run_report(tmp_path, data):
     for seed in (0, 1):
         make_run(tmp_path / "runs" / f"r{seed}", data, seed=seed)
-    report(tmp_path / "runs" / "r1").save()
+    (tmp_path / "runs" / "r1" / RunDir.REPORT).write_text("<!DOCTYPE html>")  # as train leaves it
     page = report(tmp_path / "runs").html
     _no_failed_sections(page)
     assert "<h1>Runs in runs</h1>" in page
@@ -251,10 +249,44 @@ def test_report_of_a_missing_path_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_python_api_renders_inline_in_a_notebook(tmp_path, data):
-    run = make_run(tmp_path / "run", data)
+    run = make_run(tmp_path / "run", data, predictions=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean run draws without a single warning
         rep = cifarlab.report(run.path)
     inline = rep._repr_html_()
     assert "<html" not in inline and 'class="cl-report"' in inline and inline in rep.html
     assert rep.save() == run.path / RunDir.REPORT and (run.path / RunDir.REPORT).read_text() == rep.html
+
+
+# --------------------------------------------------------------------------- written by train and sweep
+
+# A network of 2,090 parameters that separates the synthetic classes in an epoch or two.
+TINY = {"model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}, "train.epochs": 1,
+        "train.batch_size": 25, "data.val_size": 50}
+
+
+@pytest.mark.slow
+def test_train_and_sweep_leave_a_report_and_a_broken_report_never_fails_them(tiny_imagefolder, tmp_path,
+                                                                               monkeypatch):
+    import yaml
+
+    spec = {"name": "two", "base": {"preset": "seed"}, "fixed": TINY,
+            "search": {"runs": [{"label": "a", "set": {"optim.lr": 0.003}}, {"label": "b", "set": {"optim.lr": 3e-4}}]}}
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(spec))
+    result = cifarlab.sweep(tmp_path / "two.yaml", data=str(tiny_imagefolder), out=str(tmp_path / "sweep"))
+    page = (result.sweep_dir / RunDir.REPORT).read_text()
+    _no_failed_sections(page)
+    assert _section(page, "Runs").count('">report</a>') == 2
+    for trial in (result.sweep_dir / "trials").iterdir():
+        trial_page = (trial / RunDir.REPORT).read_text()
+        _no_failed_sections(trial_page)
+        assert 'class="thumb"' in trial_page  # predictions saved and the test images found
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("cifarlab.reporting.html.report", broken)
+    with pytest.warns(UserWarning, match="report.html not written: RuntimeError: boom"):
+        run = cifarlab.train("seed", out_dir=tmp_path / "run", data__path=str(tiny_imagefolder), progress=False,
+                             verbose=False, **{k.replace(".", "__"): v for k, v in TINY.items()})
+    assert run.summary["status"] == "completed" and not (run.run_dir / RunDir.REPORT).exists()
