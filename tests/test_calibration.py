@@ -77,3 +77,15 @@ def test_no_images_gives_nan_and_bad_shapes_are_rejected():
         expected_calibration_error(np.full((3, 10), 0.1), np.zeros(4))
     with pytest.raises(ValueError, match="bins"):
         reliability_bins(np.full((3, 10), 0.1), np.zeros(3), bins=0)
+
+
+def test_every_evaluation_report_carries_its_ece():
+    from cifarlab.evaluation.metrics import report_from_logits
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(200, 10) * 3, torch.randint(0, 10, (200,))
+    report = report_from_logits(logits, labels, [f"c{i}" for i in range(10)], "test")
+    expected = expected_calibration_error(logits.softmax(1), labels)
+    assert report.ece == pytest.approx(expected) and expected > 0.3  # random labels, confident logits
+    assert report.to_dict()["ece"] == report.ece
+    assert f"ECE {expected:.2%}" in report.format_table()

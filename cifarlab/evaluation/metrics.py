@@ -13,6 +13,7 @@ from cifarlab.config import Config
 from cifarlab.data.loader import DeviceLoader
 from cifarlab.data.split import Split
 from cifarlab.devices import resolve_precision
+from cifarlab.evaluation.calibration import expected_calibration_error
 
 
 @dataclass
@@ -26,6 +27,7 @@ class EvalReport:
     classes: list[str]
     per_class: list[float]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
+    ece: float = float("nan")  # expected calibration error, 15 confidence bins
     probs: torch.Tensor | None = field(default=None, repr=False)  # float32 softmax per image, in split order
 
     def to_dict(self) -> dict[str, Any]:
@@ -34,6 +36,7 @@ class EvalReport:
             "split": self.split,
             "accuracy": self.accuracy,
             "loss": self.loss,
+            "ece": self.ece,
             "num_images": self.num_images,
             "per_class": dict(zip(self.classes, self.per_class)),
             "classes": self.classes,
@@ -43,7 +46,8 @@ class EvalReport:
     def format_table(self) -> str:
         """Per-class accuracy and the confusion matrix as aligned text."""
         width = max(len(c) for c in self.classes)
-        lines = [f"{self.split} accuracy: {self.accuracy:.2%} on {self.num_images} images (loss {self.loss:.4f})",
+        lines = [f"{self.split} accuracy: {self.accuracy:.2%} on {self.num_images} images (loss {self.loss:.4f}, "
+                 f"ECE {self.ece:.2%})",
                  "", f"{'class':<{width}}  accuracy"]
         lines += [f"{c:<{width}}  {a:7.2%}" for c, a in zip(self.classes, self.per_class)]
         short = [c[:5] for c in self.classes]
@@ -96,6 +100,7 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
     k = len(classes)
     confusion = torch.bincount(labels * k + pred, minlength=k * k).view(k, k).cpu()
     per_class_total = confusion.sum(1).clamp(min=1)
+    probs = logits.softmax(1)
     return EvalReport(
         split=split,
         accuracy=float((pred == labels).float().mean()) if len(labels) else float("nan"),
@@ -104,7 +109,8 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
         classes=list(classes),
         per_class=(confusion.diag() / per_class_total).tolist(),
         confusion=confusion.tolist(),
-        probs=logits.softmax(1),
+        ece=expected_calibration_error(probs, labels),
+        probs=probs,
     )
 
 
