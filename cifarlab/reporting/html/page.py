@@ -29,6 +29,7 @@ _STYLE = """
 .cl-report th, .cl-report td { border: 1px solid #d5d9e0; padding: 3px 8px; text-align: left; vertical-align: top; }
 .cl-report th { background: #eef1f5; }
 .cl-report td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.cl-report .wide { overflow-x: auto; max-width: 100%; }
 .cl-report table.sortable th { cursor: pointer; user-select: none; }
 .cl-report table.sortable th[data-dir="asc"]::after { content: " \\25B2"; }
 .cl-report table.sortable th[data-dir="desc"]::after { content: " \\25BC"; }
@@ -109,7 +110,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Cell | str]], *, sorta
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "\n".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in rows)
     attrs = (' class="sortable"' if sortable else "") + (f' id="{esc(table_id)}"' if table_id else "")
-    return f"<table{attrs}><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table>"
+    # A wide table scrolls on its own instead of widening the page.
+    return f'<div class="wide"><table{attrs}><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>'
 
 
 def facts(pairs: Iterable[tuple[str, Any]]) -> str:

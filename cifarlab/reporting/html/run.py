@@ -217,10 +217,12 @@ def calibration(view: RunView) -> str:
     hist.set_xlabel("confidence (probability of the predicted class)")
     hist.set_ylabel("images")
     hist.set_xlim(0, 1)
-    mean_conf = float(view.predictions["probs"].max(1).mean())
+    mean_conf, accuracy = float(view.predictions["probs"].max(1).mean()), float(view.correct().mean())
+    lean = ("over-confident: more sure than it is right (bars below the diagonal)" if mean_conf > accuracy
+            else "under-confident: right more often than it is sure (bars above the diagonal)")
     text = (f"<p>Expected calibration error (ECE, {CALIBRATION_BINS} equal-width bins): "
             f'<span class="big">{bins["ece"]:.2%}</span>. Mean confidence {mean_conf:.2%} against accuracy '
-            f"{view.correct().mean():.2%}: bars below the diagonal mean the model is more sure than it is right.</p>")
+            f"{accuracy:.2%}: on the whole the model is {lean}.</p>")
     return text + figure_img(fig, "reliability diagram")
 
 
