@@ -41,5 +41,9 @@ class DiskError(CifarlabError):
 
     def __init__(self, path: str | os.PathLike, exc: OSError):
         self.path, self.errno, self.reason = str(path), exc.errno, exc.strerror or first_line(exc)
+        self.hint = ""  # what to do about it, added by whoever knows (the trainer: how to resume)
         code = errno.errorcode.get(exc.errno) if exc.errno else None
         super().__init__(f"{path}: cannot write: {self.reason}" + (f" ({code})" if code else ""))
+
+    def __str__(self) -> str:
+        return super().__str__() + (f"; {self.hint}" if self.hint else "")

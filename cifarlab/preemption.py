@@ -60,6 +60,11 @@ class StopRequest:
     def __bool__(self) -> bool:
         return self.signum is not None
 
+    @property
+    def name(self) -> str:
+        """``SIGTERM`` or ``SIGINT``."""
+        return signal.Signals(self.signum).name if self.signum else ""
+
 
 @contextlib.contextmanager
 def deferred_signals() -> Iterator[StopRequest]:

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cifarlab.fileio import write_bytes, write_json, write_text
+from cifarlab.fileio import append_text, write_bytes, write_json, write_text
 
 if TYPE_CHECKING:
     import torch
@@ -139,9 +139,8 @@ class RunDir:
         write_json(self.path / self.ROBUSTNESS, result)
 
     def append_metrics(self, records: list[dict[str, Any]]) -> None:
-        """Append records to ``metrics.jsonl``, one JSON object per line."""
-        with open(self.path / self.METRICS, "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in records)
+        """Append records to ``metrics.jsonl``, one JSON object per line; all of them or, on a disk fault, none."""
+        append_text(self.path / self.METRICS, "".join(json.dumps(r) + "\n" for r in records))
 
     def truncate_metrics(self, last_epoch: int) -> None:
         """Keep only records up to ``last_epoch``: a resumed run re-logs what came after."""

@@ -35,6 +35,11 @@ class TrainState:
     first_epoch_seconds: float | None = None
     best_val_acc: float | None = None
     best_epoch: int | None = None
+    # Saved mid-epoch (a signal, at a step boundary): how far the unfinished epoch got.
+    epoch_steps: int = 0
+    epoch_losses: list[float] = dataclasses.field(default_factory=list)
+    epoch_correct: int = 0
+    epoch_seconds: float = 0.0
 
 
 def save_checkpoint(path: Path, run: Setup, state: TrainState, cfg: Config, classes: list[str]) -> None:

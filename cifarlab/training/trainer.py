@@ -9,6 +9,7 @@ stay on the device between log points so a GPU step never waits for the host.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -26,11 +27,12 @@ from cifarlab.config import Config
 from cifarlab.data.loader import DeviceLoader, normalize
 from cifarlab.data.split import Split, Splits, prepare_splits
 from cifarlab.devices import resolve_device, resolve_precision
-from cifarlab.errors import CifarlabError, ConfigError
+from cifarlab.errors import CifarlabError, ConfigError, DiskError
 from cifarlab.evaluation.metrics import EvalReport, evaluate_split
 from cifarlab.inspection.arch import describe_arch
 from cifarlab.models import build_model
 from cifarlab.models.weights import save_weights
+from cifarlab.preemption import Interrupted, StopRequest, deferred_signals
 from cifarlab.rundir import RunDir, environment, new_run_dir, timestamp
 from cifarlab.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
 from cifarlab.training.ema import EMA
@@ -157,7 +159,9 @@ def train(
         run_dir.write_env(environment(device))
     log = _Log(cfg, run_dir, run, splits, state, data_seconds, verbose)
     try:
-        _loop(cfg, run, splits, state, log, callbacks, progress)
+        with deferred_signals() as stop:  # SIGTERM and Ctrl-C wait for the end of the step
+            _loop(cfg, run, splits, state, log, callbacks, progress, stop)
+        return _finish(cfg, run, splits, state, log)
     except TrainingDiverged:
         log.summary("diverged")
         raise
@@ -165,24 +169,34 @@ def train(
         log.summary("interrupted")
         log.say(f"interrupted: resume with `cifarlab train --resume {run_dir.path}`")
         raise
+    except DiskError as exc:
+        with contextlib.suppress(DiskError):  # the disk may still take this small file
+            log.summary("failed", error=str(exc))
+        kept = "the last good checkpoint is kept; " if checkpoint.is_file() else ""
+        exc.hint = f"{kept}free space, then `cifarlab train --resume {run_dir.path}`"
+        raise
     except BaseException:
         log.summary("stopped")
         raise
-    return _finish(cfg, run, splits, state, log)
 
 
 def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
-          callbacks: Sequence[EpochCallback], progress: bool) -> None:
+          callbacks: Sequence[EpochCallback], progress: bool, stop: StopRequest) -> None:
     """Train the epochs after ``state.epochs_completed``; after each: validate, log, checkpoint, call back."""
     loader, optimizer = run.loader, run.optimizer
     compiled = not cfg.train.compile  # the first compiled step of a session compiles: timed apart
     for epoch in range(state.epochs_completed + 1, cfg.train.epochs + 1):
         run.model.train()
-        losses, correct, warmup = [], torch.zeros((), device=run.device, dtype=torch.long), 0.0
+        # Resumed mid-epoch: the loader replays the epoch's draws from its start, skipping the steps taken.
+        epoch_rng, skip, warmup = run.generator.get_state(), state.epoch_steps, 0.0
+        losses = [torch.tensor(v, device=run.device) for v in state.epoch_losses]
+        correct = torch.tensor(state.epoch_correct, device=run.device)
         bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", leave=False,
                    disable=not progress, dynamic_ncols=True)
         t0 = time.perf_counter()
         for i, (x, y) in enumerate(loader):
+            if i < skip:
+                continue
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * run.schedule(state.step)
             with run.autocast():
@@ -207,9 +221,18 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
                 bar.set_postfix(loss=f"{recent.mean().item():.4f}", refresh=False,
                                 img_s=f"{(i + 1) * loader.batch_size / (time.perf_counter() - t0):.0f}")
                 bar.update((i + 1) - bar.n)
+            if stop:  # checkpoint this step's state; the resumed run goes on from the next step
+                state.epoch_steps, state.epoch_losses = i + 1, torch.stack(losses).float().cpu().tolist()
+                state.epoch_correct = int(correct)
+                state.epoch_seconds += time.perf_counter() - t0 - warmup
+                run.generator.set_state(epoch_rng)
+                save_checkpoint(log.run_dir.path / RunDir.CHECKPOINT, run, state, cfg, splits.classes)
+                raise Interrupted(stop.signum, f"stopped by {stop.name} at epoch {epoch}, step {i + 1} of "
+                                               f"{len(loader)}; checkpoint saved in {log.run_dir.path}")
         bar.close()
         _synchronize(run.device)
-        seconds = time.perf_counter() - t0 - warmup
+        seconds = time.perf_counter() - t0 - warmup + state.epoch_seconds
+        state.epoch_steps, state.epoch_losses, state.epoch_correct, state.epoch_seconds = 0, [], 0, 0.0
         state.train_seconds += seconds
         state.compile_seconds += warmup
         if state.first_epoch_seconds is None:
@@ -322,8 +345,8 @@ class _Log:
         self.say(_row(self.last))
         return self.last
 
-    def summary(self, status: str, test: EvalReport | None = None) -> dict[str, Any]:
-        """Write ``summary.json`` with ``status`` and return it."""
+    def summary(self, status: str, test: EvalReport | None = None, error: str | None = None) -> dict[str, Any]:
+        """Write ``summary.json`` with ``status`` (and the ``error`` that stopped the run) and return it."""
         state, cfg, splits = self.state, self.cfg, self.splits
         images = self.run.loader.num_images * state.epochs_completed
         summary = {
@@ -339,6 +362,8 @@ class _Log:
             "train_images": len(splits.train), "test_images": len(splits.test), "device": str(self.run.device),
             "precision": self._precision(), "seed": cfg.train.seed, "data": splits.source, "updated_at": timestamp(),
         }
+        if error is not None:
+            summary["error"] = error
         self.run_dir.write_summary(summary)
         return summary
 
