@@ -244,8 +244,9 @@ def test_a_folder_without_runs_still_gets_a_page(tmp_path, capsys):
 def test_report_of_a_missing_path_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.strip().endswith("no such run directory, sweep or folder of runs")
-    with pytest.raises(ConfigError):
-        report(tmp_path / "nope")
+    (tmp_path / "weights.safetensors").write_bytes(b"")
+    with pytest.raises(ConfigError, match="a file; give the run directory"):
+        report(tmp_path / "weights.safetensors")
 
 
 def test_python_api_renders_inline_in_a_notebook(tmp_path, data):

@@ -56,6 +56,8 @@ def report(path: str | Path, *, rows: list[dict[str, Any]] | None = None) -> Rep
     from cifarlab.reporting.html.sweep import sweep_sections
 
     path = Path(path)
+    if path.is_file():
+        raise ConfigError(f"{path}: a file; give the run directory it belongs to, a sweep or a folder of runs")
     if not path.is_dir():
         raise ConfigError(f"{path}: no such run directory, sweep or folder of runs")
     if RunDir(path).exists():
