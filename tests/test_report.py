@@ -177,6 +177,15 @@ def test_a_completed_run_without_predictions_keeps_its_test_accuracy(tmp_path, d
         assert "did not save them" in section(view)
 
 
+def test_unreadable_predictions_are_named_in_the_sections_that_need_them(tmp_path, data):
+    run = make_run(tmp_path / "run", data)
+    (run.path / RunDir.PREDICTIONS).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    view = run_report.RunView.read(run.path)
+    for section in (run_report.per_class, run_report.calibration, run_report.mistakes):
+        assert "Test predictions unreadable (predictions.safetensors: " in section(view)
+    assert f"{view.summary['test_acc']:.2%}" in run_report.test_accuracy(view)
+
+
 def test_a_corrupted_metrics_line_is_skipped_with_a_warning_naming_it(tmp_path, data, capsys):
     run = make_run(tmp_path / "run", data, predictions=False)  # fewer pictures to draw: a quicker test
     lines = (run.path / RunDir.METRICS).read_text().splitlines()

@@ -32,6 +32,7 @@ class RunView:
     config: Any  # cifarlab.config.Config, or None when config.yaml is unreadable
     config_problem: str | None
     predictions: dict[str, np.ndarray] | None
+    predictions_problem: str | None
     classes: list[str]
 
     @classmethod
@@ -41,18 +42,18 @@ class RunView:
         from cifarlab.errors import CifarlabError, first_line
 
         run = RunDir(path)
-        config, problem = None, None
+        config, config_problem, predictions, predictions_problem = None, None, None, None
         try:
             config = run.config()
         except (CifarlabError, OSError, ValueError) as exc:
-            problem = first_line(exc)
+            config_problem = first_line(exc)
         try:
-            predictions = run.predictions()
-        except (CifarlabError, OSError, ValueError) as exc:
-            predictions, problem = None, problem or first_line(exc)
-        if predictions is not None:
-            predictions = {k: np.asarray(v) for k, v in predictions.items()}
-        return cls(run, run.summary(), config, problem, predictions, list(CLASSES))
+            saved = run.predictions()
+            if saved is not None:
+                predictions = {k: np.asarray(saved[k]) for k in ("index", "label", "probs")}
+        except Exception as exc:  # noqa: BLE001 - a torn or foreign file: safetensors raises its own error types
+            predictions_problem = f"{type(exc).__name__}: {first_line(exc)}"
+        return cls(run, run.summary(), config, config_problem, predictions, predictions_problem, list(CLASSES))
 
     @property
     def name(self) -> str:
@@ -65,6 +66,9 @@ class RunView:
 
 
 def _missing_predictions(view: RunView) -> str:
+    if view.predictions_problem:
+        return note(f"Test predictions unreadable ({RunDir.PREDICTIONS}: {view.predictions_problem}), "
+                    "so this section cannot be drawn.")
     status = view.summary.get("status", "unknown")
     why = ("the run has not finished its final test pass" if status != "completed"
            else "this run was trained by a cifarlab that did not save them")
