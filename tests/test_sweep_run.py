@@ -68,6 +68,7 @@ def test_a_4_trial_grid_finishes_with_one_row_per_trial(tiny_imagefolder, tmp_pa
     assert len(list((out / "trials").iterdir())) == 4
 
 
+@pytest.mark.slow
 def test_repeats_report_mean_and_spread(tiny_imagefolder, tmp_path, capsys):
     spec = {**GRID, "search": {"runs": [{"label": "fast", "set": {"optim.lr": 0.003}},
                                         {"label": "slow", "set": {"optim.lr": 0.0003}, "writeup_accuracy": 0.5}]}}

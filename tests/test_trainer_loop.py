@@ -15,6 +15,7 @@ from cifarlab.training.checkpoint import load_checkpoint
 SMALL = dict(progress=False, verbose=False, train__batch_size=50, data__val_size=50, data__max_train_images=100)
 
 
+@pytest.mark.slow
 def test_ema_validation_every_n_epochs_predictions_and_arch_survive_a_resume(tiny_imagefolder, tmp_path):
     data = cifarlab.load_dataset(tiny_imagefolder)
     kw = dict(data=data, train__epochs=3, train__ema=0.5, train__val_every=2, **SMALL)

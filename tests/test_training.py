@@ -34,6 +34,7 @@ def _weights_equal(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolder, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--preset", "seed", "--data", str(tiny_imagefolder), "--epochs", "1",
@@ -65,6 +66,7 @@ def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolde
     assert "val accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_fast_preset_learns_separable_data(tiny_imagefolder, tmp_path):
     result = cifarlab.train("fast-cpu", out_dir=tmp_path / "fast", data=cifarlab.load_dataset(tiny_imagefolder),
                             progress=False, verbose=False, train__epochs=2, train__batch_size=50,
