@@ -90,5 +90,5 @@ def test_a_worker_pinned_to_the_cpu_trains_there(tiny_imagefolder, tmp_path):
                           "--out", str(tmp_path / "s"), "--devices", "cpu,cpu", "--json"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)["rows"]
+    rows = json.loads(out.stdout[out.stdout.index("\n{") + 1:])["rows"]  # after the workers' progress lines
     assert len(rows) == 2 and {r["device"] for r in rows} == {"cpu"}

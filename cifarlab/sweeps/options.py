@@ -110,5 +110,6 @@ def keyword_signature(func):
                                  annotation=kinds[f.name] | None if f.default is None else kinds[f.name])
                for f in dataclasses.fields(SweepOptions)]
     func.__signature__ = inspect.Signature(params, return_annotation=inspect.signature(func).return_annotation)
-    func.__doc__ += "\n" + "\n".join(f"    ``{f.name}``: {f.metadata['help']}" for f in dataclasses.fields(SweepOptions))
+    func.__doc__ += "\n" + "\n".join(f"    ``{f.name}``: {f.metadata['help']}"
+                                     for f in dataclasses.fields(SweepOptions))
     return func

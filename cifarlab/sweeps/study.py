@@ -114,6 +114,7 @@ def _transient(exc: BaseException) -> BaseException | None:
 
 
 def _patient(method):
+    """``method`` retried with backoff while the storage is unreachable, for up to ``self.patience`` seconds."""
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         delay = 0.5
@@ -139,11 +140,12 @@ def _patient(method):
     return call
 
 
+@functools.cache
 def _patient_storage():
     """Optuna's RDBStorage whose every call rides out an outage of ``patience`` seconds, retrying with backoff.
 
-    Optuna retries nothing itself: a dropped connection would end the worker, and a
-    server restart every worker.
+    Optuna's storage does not ride out outages: a dropped connection would end the
+    worker, and a server restart every worker.
     """
     from optuna.storages import RDBStorage
 
@@ -198,7 +200,7 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
                 else optuna.pruners.NopPruner()
             study = optuna.create_study(study_name=spec.name, storage=rdb, sampler=sampler, pruner=pruner,
                                         direction="maximize", load_if_exists=True)
-            _check_plan(study, spec, url)
+            _check_plan(study, spec, storage)
             break
         except ConfigError:
             raise
@@ -212,8 +214,8 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
             if attempt + 1 < RACE_ATTEMPTS and _caused_by(exc, IntegrityError, ProgrammingError):
                 time.sleep(0.2 + random.random())
                 continue
-            raise ConfigError(f"--storage {public_url(storage)}: cannot open ({type(exc).__name__}: {first_line(exc)})") \
-                from None
+            raise ConfigError(f"--storage {public_url(storage)}: cannot open "
+                              f"({type(exc).__name__}: {first_line(exc)})") from None
     rdb.patience, rdb.shown = spec.options.storage_patience, public_url(storage)
     return study
 
@@ -229,8 +231,8 @@ def load_studies(storage: str) -> list[optuna.Study]:
     except ImportError as exc:
         raise _driver_missing(exc, storage) from None
     except Exception as exc:  # as in open_study
-        raise ConfigError(f"--storage {public_url(storage)}: cannot read ({type(exc).__name__}: {first_line(exc)})") \
-            from None
+        raise ConfigError(f"--storage {public_url(storage)}: cannot read "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def _check_plan(study: optuna.Study, spec: SweepSpec, storage_url: str) -> None:
