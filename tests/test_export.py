@@ -51,7 +51,7 @@ def _gelu_weights(tmp_path) -> str:
 
 @pytest.mark.parametrize("name, ops", [
     ("seed", ["Conv", "Relu", "BatchNormalization", "AveragePool", "Flatten", "Gemm"]),
-    ("resnet18", ["Conv", "Relu", "Add", "GlobalAveragePool", "Flatten", "Gemm"]),
+    pytest.param("resnet18", ["Conv", "Relu", "Add", "GlobalAveragePool", "Flatten", "Gemm"], marks=pytest.mark.slow),
 ])
 def test_onnx_export_parity_and_format(tmp_path, name, ops):
     weights = _weights(tmp_path, name)

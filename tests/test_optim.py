@@ -77,6 +77,7 @@ def test_orthogonalize_flattens_the_spectrum():
         assert s.max() < 1.3 and torch.median(s) > 0.6
 
 
+@pytest.mark.slow
 def test_muon_keeps_filter_norms_and_learns():
     torch.manual_seed(0)
     conv = nn.Conv2d(3, 8, 3, bias=True)
