@@ -108,6 +108,8 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA or CPU) | auto (bf16 where the device computes it natively)
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA or CPU; the first steps pay for compiling)
+    # TensorBoard event files in the run directory (loss, lr, accuracies, hparams); needs the tensorboard extra.
+    tensorboard: bool = False
     seed: int = 0
 
 

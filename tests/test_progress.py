@@ -69,3 +69,24 @@ def test_bars_only_in_a_terminal(monkeypatch):
     assert interactive() and not interactive(False)
     monkeypatch.setattr("sys.stdout", io.StringIO())  # piped or redirected
     assert not interactive()
+
+
+@pytest.mark.slow
+def test_piped_training_prints_the_estimate_and_no_carriage_returns(tiny_imagefolder, tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "cifarlab", "train", "--preset", "seed", "--data", str(tiny_imagefolder),
+         "--epochs", "2", "--max-train-images", "200", "--set", "data.val_size=50", "--set", "train.batch_size=25",
+         "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600)  # stdout and stderr are pipes, not a terminal
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert sum(line.startswith("expected training time: about ") for line in lines) == 1
+    assert sum(line.startswith("after the first epoch (") for line in lines) == 1
+    estimate = next(i for i, line in enumerate(lines) if line.startswith("expected"))
+    first_epoch_row = next(i for i, line in enumerate(lines) if line.split()[:1] == ["1"])
+    assert estimate < first_epoch_row  # told before the first epoch ends
+    assert "long wait" not in out.stdout  # 2 epochs of 200 images are no wait at all

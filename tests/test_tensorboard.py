@@ -55,3 +55,43 @@ def test_missing_tensorboard_is_a_one_line_error_naming_the_extra(tmp_path, monk
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     with pytest.raises(ConfigError, match=r"train.tensorboard: true needs the tensorboard extra"):
         TensorBoardLog(tmp_path)
+
+
+@pytest.mark.slow
+def test_training_with_tensorboard_writes_readable_events_and_resumes_without_duplicates(tiny_imagefolder, tmp_path):
+    import cifarlab
+
+    data = cifarlab.load_dataset(tiny_imagefolder, progress=False)
+    kw = dict(data=data, progress=False, verbose=False, data__val_size=50, data__max_train_images=200,
+              train__batch_size=50, train__epochs=2, train__tensorboard=True)
+    result = cifarlab.train("fast-cpu", out_dir=tmp_path / "straight", **kw)
+    scalars = read_scalars(result.run_dir)
+    assert len(scalars["train/loss"]) == len(scalars["train/lr"]) == 8  # 2 epochs x 200 images / batch 50
+    assert [s for s, _ in scalars["accuracy/train"]] == [4, 8]  # at the step each epoch ended on
+    assert scalars["accuracy/val"][-1][0] == 8  # validated at least after the last epoch
+    assert scalars["train/lr"][-1][1] < scalars["train/lr"][0][1]  # fast-cpu's rate decays to zero
+    assert scalars["hparam/test_acc"][0][1] == pytest.approx(result.summary["test_acc"])
+
+    def stop_after_first_epoch(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cifarlab.train("fast-cpu", out_dir=tmp_path / "resumed", callbacks=[stop_after_first_epoch], **kw)
+    cifarlab.train(resume=tmp_path / "resumed", data=data, progress=False, verbose=False)
+    resumed = read_scalars(tmp_path / "resumed")
+    assert [s for s, _ in resumed["train/loss"]] == list(range(1, 9))
+    assert [s for s, _ in resumed["accuracy/train"]] == [4, 8]
+
+
+def test_tensorboard_option_without_the_package_stops_before_any_work(tmp_path, monkeypatch, capsys):
+    import cifarlab.training.trainer as trainer
+    from cifarlab.cli import main
+
+    def missing():
+        raise ConfigError("train.tensorboard: true needs the tensorboard extra: pip install 'cifarlab[tensorboard]'")
+
+    monkeypatch.setattr(trainer, "require_tensorboard", missing)
+    assert main(["train", "--preset", "seed", "--data", str(tmp_path / "nowhere"), "--set", "train.tensorboard=true",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "needs the tensorboard extra" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -61,12 +61,12 @@ class EtaClock:
         self.estimated = True
         rate = measured_images / measured_seconds
         total = self.epochs * self.images_per_epoch / rate
-        return (f"expected training time: about {duration(total)} ({self.epochs} epochs x "
+        return (f"expected training time: about {duration(total)} ({self.epochs} epoch{'s' * (self.epochs != 1)} x "
                 f"{self.images_per_epoch:,} images at {rate:,.0f} images/s, measured over batches 2-{batches}; "
                 f"validation adds to it)") + self._advice(total)
 
     def epoch(self, done: int, seconds: float) -> str | None:
-        """After this session's first epoch (``seconds`` with validation): the corrected total and end time."""
+        """After this session's first epoch (``seconds`` with any validation): the corrected total and end time."""
         if done != 1:
             return None
         total = self.epochs * seconds
@@ -78,7 +78,7 @@ class EtaClock:
             return None
         left = total - seconds
         finish = dt.datetime.now() + dt.timedelta(seconds=left)
-        return (f"after the first epoch ({duration(seconds)} with validation): about {duration(total)} in all, "
+        return (f"after the first epoch ({duration(seconds)} with its evaluation): about {duration(total)} in all, "
                 f"{duration(left)} to go, done around {finish:%H:%M}")
 
     def _advice(self, total: float) -> str:

@@ -19,7 +19,8 @@ from cifarlab.errors import ConfigError
 _FINAL_METRICS = ("test_acc", "val_acc", "best_val_acc", "train_seconds", "wall_seconds")
 
 
-def _summary_writer():
+def require_tensorboard():
+    """torch's ``SummaryWriter``, or a one-line ConfigError naming the extra when TensorBoard is missing."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # torch's module imports the tensorboard package, which is optional
@@ -43,12 +44,16 @@ def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, bool | i
 
 
 class TensorBoardLog:
-    """Writes one run's scalars and hyperparameters; ``resume_step`` is the step the run continues from."""
+    """Writes one run's scalars and hyperparameters.
+
+    ``resume_step``: the last optimizer step of the checkpoint a resumed run
+    continues from; anything a killed session logged after it is discarded.
+    """
 
     def __init__(self, run_dir: str | Path, resume_step: int = 0):
-        writer_class = _summary_writer()
+        writer_class = require_tensorboard()
         self.run_dir = Path(run_dir)
-        self.writer = writer_class(log_dir=str(self.run_dir), purge_step=resume_step or None)
+        self.writer = writer_class(log_dir=str(self.run_dir), purge_step=resume_step + 1 if resume_step else None)
 
     def steps(self, records: list[dict[str, Any]]) -> None:
         """Per-step loss and learning rate from ``{"step", "loss"[, "lr"]}`` records."""

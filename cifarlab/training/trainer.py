@@ -34,9 +34,12 @@ from cifarlab.models import build_model
 from cifarlab.models.weights import save_weights
 from cifarlab.preemption import Interrupted, StopRequest, deferred_signals
 from cifarlab.rundir import RunDir, environment, new_run_dir, timestamp
+from cifarlab.terminal import interactive
 from cifarlab.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
 from cifarlab.training.ema import EMA
 from cifarlab.training.optim import build_optimizer, lr_multiplier
+from cifarlab.training.progress import EtaClock
+from cifarlab.training.tensorboard import TensorBoardLog, require_tensorboard
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -139,7 +142,10 @@ def train(
         cfg = config_mod.load(config, **overrides)
         if cfg.data.path is not None:  # recorded absolute, so evaluate works from any folder
             cfg.data.path = str(Path(cfg.data.path).expanduser().resolve())
+        if cfg.train.tensorboard:
+            require_tensorboard()  # before a run directory exists or data is loaded
         run_dir = new_run_dir(out_dir, cfg.preset)
+    progress = interactive(progress)  # piped or redirected output gets one line per epoch, no bars
     device = resolve_device(cfg.train.device)
     t0 = time.perf_counter()
     if data is None:
@@ -185,7 +191,11 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
     """Train the epochs after ``state.epochs_completed``; after each: validate, log, checkpoint, call back."""
     loader, optimizer = run.loader, run.optimizer
     compiled = not cfg.train.compile  # the first compiled step of a session compiles: timed apart
-    for epoch in range(state.epochs_completed + 1, cfg.train.epochs + 1):
+    first_epoch = state.epochs_completed + 1
+    clock = EtaClock(cfg.train.epochs - state.epochs_completed, loader.num_images, preset=cfg.preset,
+                     on_cpu=run.device.type == "cpu")
+    for epoch in range(first_epoch, cfg.train.epochs + 1):
+        epoch_started = time.perf_counter()
         run.model.train()
         # Resumed mid-epoch: the loader replays the epoch's draws from its start, skipping the steps taken.
         epoch_rng, skip, warmup = run.generator.get_state(), state.epoch_steps, 0.0
@@ -215,6 +225,9 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
             if not compiled:
                 _synchronize(run.device)
                 warmup, compiled = time.perf_counter() - t0, True
+            if not clock.estimated:  # the first batches of a session: measure for the expected time
+                _synchronize(run.device)
+                log.say_some(clock.batch(i + 1, (i + 1) * loader.batch_size, time.perf_counter() - t0))
             if (i + 1) % _SYNC_EVERY == 0 or i + 1 == len(loader):
                 recent = torch.stack(losses[-_SYNC_EVERY:]).float()
                 log.check_finite(recent, epoch, i + 1)
@@ -249,6 +262,7 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
         record = log.epoch(epoch, losses, int(correct) / loader.num_images, seconds,
                            optimizer.param_groups[0]["lr"], val, test_acc, test_seconds)
         state.epochs_completed = epoch
+        log.say_some(clock.epoch(epoch - first_epoch + 1, time.perf_counter() - epoch_started))
         if val is not None and (state.best_val_acc is None or val.accuracy > state.best_val_acc):
             state.best_val_acc, state.best_epoch = val.accuracy, epoch
         save_checkpoint(log.run_dir.path / RunDir.CHECKPOINT, run, state, cfg, splits.classes)
@@ -267,6 +281,8 @@ def _finish(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Lo
     run_dir.write_predictions(torch.from_numpy(splits.test.index), splits.test.labels, test.probs)
     save_weights(run_dir.path / RunDir.WEIGHTS, run.eval_model, cfg, splits.classes, test_acc=test.accuracy)
     summary = log.summary("completed", test)
+    if log.tensorboard is not None:
+        log.tensorboard.finish(cfg.to_dict(), summary)
     write_run_plots(run_dir.path, run_dir.metrics(), test)
     write_report_safely(run_dir.path)
     val_acc = summary["val_acc"]
@@ -301,6 +317,7 @@ class _Log:
         # Wall time of the sessions before a resume; counted once, at the start of this one.
         self.wall_before = run_dir.summary().get("wall_seconds", 0.0) if resumed else 0.0
         self.last = (run_dir.epochs() or [{}])[-1] if resumed else {}
+        self.tensorboard = TensorBoardLog(run_dir.path, resume_step=state.step) if cfg.train.tensorboard else None
         self.summary("running")
         val = 0 if splits.val is None else len(splits.val)
         self.say(f"run {run_dir.path}  model {self._model_name()} ({run.arch['params']:,} params)  "
@@ -312,6 +329,11 @@ class _Log:
         """Print ``line`` (above the progress bar) unless the run is quiet."""
         if self.verbose:
             tqdm.write(line)
+
+    def say_some(self, line: str | None) -> None:
+        """:meth:`say` ``line`` if there is one."""
+        if line is not None:
+            self.say(line)
 
     def check_finite(self, recent: torch.Tensor, epoch: int, batch: int) -> None:
         """Raise :class:`TrainingDiverged` if any of the recent losses is NaN or infinite."""
@@ -342,6 +364,11 @@ class _Log:
             "lr": lr, "seconds": seconds, "images_per_s": self.run.loader.num_images / seconds,
         }
         self.run_dir.append_metrics(records + [self.last])
+        if self.tensorboard is not None:
+            base_lr = self.run.optimizer.param_groups[0]["initial_lr"]  # the rate each step used, as the loop set it
+            self.tensorboard.steps([{**r, "lr": base_lr * self.run.schedule(r["step"] - 1)}
+                                    for r in records if r["type"] == "step"])
+            self.tensorboard.epoch(self.last, self.state.step)
         self.say(_row(self.last))
         return self.last
 
