@@ -51,8 +51,14 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path) -> bool:
     hi = min(100.0, max(xs + ys) + 5)
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="same accuracy")
     ax.scatter(xs, ys, color="tab:blue", zorder=3)
+    # Rows often land on or near the same point (e.g. at chance): one short label per whole-percent
+    # point, naming each row by its label's first part (r01-12x4 -> r01).
+    names: dict[tuple[float, float], list[str]] = {}
     for r, x, y in zip(points, xs, ys):
-        ax.annotate(r["label"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+        names.setdefault((round(x), round(y)), []).append(r["label"].split("-")[0])
+    for i, ((x, y), labels) in enumerate(sorted(names.items())):  # neighbours alternate above and below
+        ax.annotate(", ".join(labels), (x, y), textcoords="offset points", xytext=(3, 5 if i % 2 else -11),
+                    fontsize=7)
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
     ax.set_aspect("equal")
