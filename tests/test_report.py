@@ -55,6 +55,8 @@ def _section(page: str, title: str) -> str:
 
 def _no_failed_sections(page: str) -> None:
     assert "could not be drawn" not in page
+    ids = re.findall(r' id="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "duplicate element ids"
 
 
 # --------------------------------------------------------------------------- scores
@@ -221,7 +223,7 @@ def test_sweep_report_table_plots_repeats_and_best_test_accuracy_once(tmp_path, 
     table = _section(page, "Runs")
     headers = re.findall(r"<th>([^<]*)</th>", table)
     assert "val acc" in headers and "test acc" not in headers  # a sweep selects on validation only
-    assert table.count("<tr>") == 5 and 'class="sortable"' in table and 'id="runs"' in table
+    assert table.count("<tr>") == 5 and 'class="sortable"' in table and 'id="runs-table"' in table
     best = cifarlab.reporting.runs.best_row(cifarlab.collect_runs(root))
     assert f"{best['test acc']:.2%}" in _section(page, "Overview")  # the best trial's, reported once
     assert "±" in _section(page, "Repeats: mean ± std over seeds")

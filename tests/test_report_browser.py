@@ -107,7 +107,7 @@ def test_sweep_report_sorts_its_runs_table_by_the_clicked_column(browser, pages,
 
     _open(browser, pages["sweep"])
     _check_loaded(browser)
-    table = browser.find_element(By.ID, "runs")
+    table = browser.find_element(By.ID, "runs-table")
     headers = [th.text.strip() for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
     lr, label = headers.index("lr"), headers.index("label")
 
@@ -135,7 +135,7 @@ def test_links_from_the_sweep_to_its_trials_reports_open(browser, pages):
     from selenium.webdriver.common.by import By
 
     _open(browser, pages["sweep"])
-    link = browser.find_element(By.ID, "runs").find_element(By.LINK_TEXT, "report")
+    link = browser.find_element(By.ID, "runs-table").find_element(By.LINK_TEXT, "report")
     link.click()
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Run ")
     _check_loaded(browser)

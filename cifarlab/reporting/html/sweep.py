@@ -95,7 +95,7 @@ def runs_table(view: RunsView) -> str:
     intro = ("<p>Ranked on validation accuracy; click a column header to sort by it. "
              + ("Test accuracy is left out: it is reported once, for the best trial, above.</p>"
                 if view.is_sweep else "</p>"))
-    return intro + table(columns + ["report"], rows, sortable=True, table_id="runs")
+    return intro + table(columns + ["report"], rows, sortable=True, table_id="runs-table")
 
 
 def repeats(view: RunsView) -> str:
