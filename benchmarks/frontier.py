@@ -96,7 +96,8 @@ def points_from_runs(summaries: list[dict], hardware: str) -> list[Point]:
             for label, runs in sorted(groups.items())]
 
 
-def points_from_file(spec: dict, seed_images_per_s: float | None = None, seed_hardware: str | None = None) -> list[Point]:
+def points_from_file(spec: dict, seed_images_per_s: float | None = None,
+                     seed_hardware: str | None = None) -> list[Point]:
     """Earlier figures, the projected seed recipe and the DAWNBench references from ``frontier_points.yaml``.
 
     ``seed_images_per_s`` replaces the file's measured seed-recipe speed with one measured now.
@@ -249,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     table = markdown_table(points)
     write_text(out / "frontier.md", table)
-    plot(points, out / "frontier.png", f"CIFAR-10 test accuracy against wall time on CPUs (cifarlab runs: {args.hardware})")
+    plot(points, out / "frontier.png",
+         f"CIFAR-10 test accuracy against wall time on CPUs (cifarlab runs: {args.hardware})")
     print(f"machine: {machine()}")
     if seed_ips:
         print(f"seed recipe measured at {seed_ips:.1f} images/s")

@@ -196,7 +196,8 @@ def train_rows(check: str, preset: str, seeds: list[int], data, budget: Budget, 
             row.note = f"seed {seed} stopped after epoch {stop.args[0]}: the budget ran out"
             break
         except Exception as exc:  # a broken run is this check's finding: record it, go on with the next step
-            row.ok, row.note = False, f"seed {seed}: {type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            row.ok, row.note = False, f"seed {seed}: {type(exc).__name__}: {first_line}"
             break
         row.runs += 1
         row.test_acc.append(summary["test_acc"])
