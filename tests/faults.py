@@ -81,9 +81,9 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*.tmp"))
 
 
-def cifarlab(*args: str, **popen) -> subprocess.Popen:
+def start_cli(*args: str, **popen) -> subprocess.Popen:
     """Start ``python -m cifarlab ARGS`` with text pipes for stdout and stderr."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # torch's thread count as in this process: the same sums
     return subprocess.Popen([sys.executable, "-m", "cifarlab", *args], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
 
