@@ -10,7 +10,7 @@ import re
 import pytest
 import synthetic
 import torch
-from faults import fill, leftovers, one_line, read_only, resize, small_disk
+from faults import fill, leftovers, one_line, read_only, resize, small_disk, start_cli
 from safetensors.torch import load_file
 
 from cifarlab import fileio
@@ -89,6 +89,18 @@ def test_a_cache_that_cannot_be_written_is_a_warning_and_the_data_is_used(tmp_pa
             data = load_dataset(archive, cache_dir=disk, progress=False)
         assert len(data.train_labels) == 20
         assert not list(cache.arrays_dir(disk).glob("*.npz")) and leftovers(disk) == []
+
+
+@pytest.mark.slow
+def test_a_full_cache_disk_is_one_warning_line_from_the_cli(tmp_path):
+    archive = synthetic.make_imagefolder_archive(tmp_path / "d.tar", 2, 1)
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        proc = start_cli("data", "--data", str(archive), "--cache-dir", str(disk), "--val-size", "5")
+        stdout, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and "(not written: see the warning)" in stdout and "train 20, test 10" in stdout
+        assert re.search(f"^cifarlab data: warning: {re.escape(str(disk))}/arrays/[0-9a-f]+\\.npz: cannot write the "
+                         "cache file: No space left on device; using the data without the cache$", stderr, re.M)
+        assert "Traceback" not in stderr and "UserWarning" not in stderr
 
 
 def test_a_read_only_cache_is_a_warning(tmp_path):

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 
 from cifarlab.errors import CifarlabError
 from cifarlab.fileio import DISK_FAULTS
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cifarlab`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:  # a warning (a cache that cannot be written, ...) is one line too, without our source line
+        warnings.formatwarning = lambda message, *_: f"cifarlab {args.command}: warning: {message}\n"
     try:
         with sigterm_raises():
             return int(args.func(args) or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"source       {info['source']}")
     print(f"fingerprint  {info['fingerprint'][:12]}")
-    print(f"cache file   {info['cache_file']} ({'hit' if info['cache_hit'] else 'written'})")
+    written = "written" if os.path.isfile(info["cache_file"]) else "not written: see the warning"
+    print(f"cache file   {info['cache_file']} ({'hit' if info['cache_hit'] else written})")
     print(f"images       train {info['train']}, test {info['test']}; validation {info['validation']} "
           f"held out of train (class-stratified), leaving {info['train'] - info['validation']}")
     print(f"  {'class':<12}{'train':>7}{'test':>7}")
