@@ -191,3 +191,16 @@ def test_a_read_only_run_directory_is_one_line_from_the_first_write(tiny_imagefo
 def _same_weights(a, b) -> bool:
     wa, wb = load_file(str(a)), load_file(str(b))
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_sweep_results_on_a_read_only_disk_name_the_file(tmp_path):
+    from cifarlab.reporting.runs import write_results
+
+    with small_disk(tmp_path / "disk", "1M") as disk:
+        read_only(disk)
+        try:
+            with pytest.raises(DiskError, match="results.csv: cannot write: Read-only file system \\(EROFS\\)$"):
+                write_results(disk, [], None, title="Sweep tiny")
+        finally:
+            read_only(disk, False)
+        assert list(disk.iterdir()) == []
