@@ -100,7 +100,11 @@ class _Objective:
         self.lock.release()  # the trial is out of the queue and ours: the next worker may take one
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
-        slot = study_mod.claim(self.study, trial, self.spec)
+        try:
+            slot = study_mod.claim(self.study, trial, self.spec)
+        except study_mod.DuplicateTrial:  # it trains nothing; the attributes a retry inherits are not its own
+            trial.set_user_attr("duplicate", True)
+            raise
         planned = self._planned(trial, slot)
         run_dir = trial_dir(self.spec, self.sweep_dir, slot, planned.label)
         trial.set_user_attr("label", planned.label)
@@ -165,6 +169,7 @@ class _Objective:
         # A dead attempt's slot: resumed from its checkpoint where this worker sees it, else started again
         resume = (run_dir / RunDir.CHECKPOINT).is_file()
         if not resume and any(t.user_attrs.get("slot") == planned.index and "run_dir" in t.user_attrs
+                              and not t.user_attrs.get("duplicate")
                               for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))):
             trial.set_user_attr("attempt", "restarted")  # the table says so: an earlier attempt's work was lost
         try:
