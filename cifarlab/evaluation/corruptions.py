@@ -43,9 +43,9 @@ What differs from the published files:
 - Images pass through float64 and are truncated back to uint8, as the script's
   ``np.uint8(...)`` did. JPEG and pixelate results depend on the Pillow/libjpeg
   version, as they did for the script.
-- Not reproduced at all (they need ImageMagick, SciPy or OpenCV, or image
-  files): glass, motion and zoom blur, snow, frost, fog, elastic, spatter and
-  speckle noise.
+- Not implemented: glass, motion and zoom blur, snow, frost, fog, elastic and
+  spatter (the script drew them with ImageMagick, SciPy, OpenCV or image
+  files), and speckle noise, simple but outside the ten the mean covers.
 """
 
 from __future__ import annotations
