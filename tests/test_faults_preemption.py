@@ -160,6 +160,31 @@ def test_sigterm_during_a_sweep_trial_marks_it_for_retry_and_the_rerun_resumes_i
         assert [r["epoch"] for r in RunDir(trial).epochs()] == [1, 2, 3]
 
 
+@pytest.mark.slow
+def test_sigterm_to_a_sweep_coordinator_alone_reaches_its_workers(tiny_imagefolder, tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(yaml.safe_dump({"name": "tiny", "base": {"preset": "seed"}, "fixed": TINY,
+                                    "search": {"grid": {"optim.lr": [0.003, 0.0003]}}}))
+    out = tmp_path / "sweep"
+    command = ["sweep", str(spec), "--data", str(tiny_imagefolder), "--out", str(out), "--workers", "2"]
+    first = start_cli(*command)
+    wait_for(lambda: any(out.glob("trials/*/checkpoint.safetensors")), first)
+    first.send_signal(signal.SIGTERM)  # `kill PID`: the workers get nothing from outside
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 143 and "Traceback" not in stderr
+    # One line each from the coordinator and both workers, stopped by the SIGTERM it passed on at once
+    # (not by the SIGINT it sends to workers still running 10 s later).
+    assert stderr.count("stopped by SIGTERM") == 3 and "SIGINT" not in stderr, stderr
+    trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}").trials
+    assert TrialState.RUNNING not in {t.state for t in trials}
+
+    again = start_cli(*command)
+    _, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    done = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'study.db'}").trials
+    assert sorted(t.user_attrs["slot"] for t in done if t.state == TrialState.COMPLETE) == [0, 1]
+
+
 def _same_weights(a, b) -> bool:
     wa, wb = load_file(str(a)), load_file(str(b))
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
