@@ -20,7 +20,7 @@ FASTER_ON_CPU = {
                  "cifarlab train --preset fast-cpu",
 }
 _LONG_ON_CPU = 30 * 60  # seconds: beyond this, a CPU run with a faster equivalent says so
-_MIN_BATCHES, _MIN_SECONDS, _MAX_BATCHES = 3, 2.0, 50  # the first estimate's measuring window, after batch 1
+_MIN_BATCHES, _MIN_SECONDS, _MAX_BATCHES = 2, 1.0, 50  # the first estimate's measuring window, after batch 1
 
 
 def duration(seconds: float) -> str:
