@@ -189,65 +189,14 @@ def train(
 def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
           callbacks: Sequence[EpochCallback], progress: bool, stop: StopRequest) -> None:
     """Train the epochs after ``state.epochs_completed``; after each: validate, log, checkpoint, call back."""
-    loader, optimizer = run.loader, run.optimizer
-    compiled = not cfg.train.compile  # the first compiled step of a session compiles: timed apart
     first_epoch = state.epochs_completed + 1
-    clock = EtaClock(cfg.train.epochs - state.epochs_completed, loader.num_images, preset=cfg.preset,
+    clock = EtaClock(cfg.train.epochs - state.epochs_completed, run.loader.num_images, preset=cfg.preset,
                      on_cpu=run.device.type == "cpu")
     for epoch in range(first_epoch, cfg.train.epochs + 1):
         epoch_started = time.perf_counter()
-        run.model.train()
-        # Resumed mid-epoch: the loader replays the epoch's draws from its start, skipping the steps taken.
-        epoch_rng, skip, warmup = run.generator.get_state(), state.epoch_steps, 0.0
-        losses = [torch.tensor(v, device=run.device) for v in state.epoch_losses]
-        correct = torch.tensor(state.epoch_correct, device=run.device)
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", leave=False,
-                   disable=not progress, dynamic_ncols=True)
-        t0 = time.perf_counter()
-        for i, (x, y) in enumerate(loader):
-            if i < skip:
-                continue
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * run.schedule(state.step)
-            with run.autocast():
-                logits = run.forward(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip > 0:
-                nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)
-            optimizer.step()
-            if run.ema is not None:
-                run.ema.update(run.model)
-            losses.append(loss.detach())
-            correct += (logits.argmax(1) == y).sum()
-            state.step += 1
-            if not compiled:
-                _synchronize(run.device)
-                warmup, compiled = time.perf_counter() - t0, True
-            if not clock.estimated:  # the first batches of a session: measure for the expected time
-                _synchronize(run.device)
-                log.say_some(clock.batch(i + 1, (i + 1) * loader.batch_size, time.perf_counter() - t0))
-            if (i + 1) % _SYNC_EVERY == 0 or i + 1 == len(loader):
-                recent = torch.stack(losses[-_SYNC_EVERY:]).float()
-                log.check_finite(recent, epoch, i + 1)
-                bar.set_postfix(loss=f"{recent.mean().item():.4f}", refresh=False,
-                                img_s=f"{(i + 1) * loader.batch_size / (time.perf_counter() - t0):.0f}")
-                bar.update((i + 1) - bar.n)
-            if stop:  # checkpoint this step's state; the resumed run goes on from the next step
-                state.epoch_steps, state.epoch_losses = i + 1, torch.stack(losses).float().cpu().tolist()
-                state.epoch_correct = int(correct)
-                state.epoch_seconds += time.perf_counter() - t0 - warmup
-                run.generator.set_state(epoch_rng)
-                save_checkpoint(log.run_dir.path / RunDir.CHECKPOINT, run, state, cfg, splits.classes)
-                raise Interrupted(stop.signum, f"stopped by {stop.name} at epoch {epoch}, step {i + 1} of "
-                                               f"{len(loader)}; checkpoint saved in {log.run_dir.path}")
-        bar.close()
-        _synchronize(run.device)
-        seconds = time.perf_counter() - t0 - warmup + state.epoch_seconds
-        state.epoch_steps, state.epoch_losses, state.epoch_correct, state.epoch_seconds = 0, [], 0, 0.0
+        losses, correct, seconds = _train_epoch(cfg, run, splits, state, log, epoch, clock, progress, stop,
+                                                compiling=cfg.train.compile and epoch == first_epoch)
         state.train_seconds += seconds
-        state.compile_seconds += warmup
         if state.first_epoch_seconds is None:
             state.first_epoch_seconds = seconds
         validate = splits.val is not None and (epoch == cfg.train.epochs or (
@@ -259,8 +208,8 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
             test_acc = _evaluate(cfg, run, splits.test, state).accuracy
             test_seconds = time.perf_counter() - t0
         # The first group's rate: the filters' under Muon, every parameter's otherwise.
-        record = log.epoch(epoch, losses, int(correct) / loader.num_images, seconds,
-                           optimizer.param_groups[0]["lr"], val, test_acc, test_seconds)
+        record = log.epoch(epoch, losses, correct / run.loader.num_images, seconds,
+                           run.optimizer.param_groups[0]["lr"], val, test_acc, test_seconds)
         state.epochs_completed = epoch
         log.say_some(clock.epoch(epoch - first_epoch + 1, time.perf_counter() - epoch_started))
         if val is not None and (state.best_val_acc is None or val.accuracy > state.best_val_acc):
@@ -269,6 +218,70 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
         log.summary("running")
         for callback in callbacks:
             callback(dict(record))
+
+
+def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log, epoch: int,
+                 clock: EtaClock, progress: bool, stop: StopRequest, compiling: bool
+                 ) -> tuple[list[torch.Tensor], int, float]:
+    """One epoch's optimizer steps: (per-step losses, correct predictions, training seconds).
+
+    ``compiling``: the session's first step compiles the model; its time goes to ``state.compile_seconds``.
+    A stop request checkpoints the step just taken and raises :class:`Interrupted`.
+    """
+    loader, optimizer = run.loader, run.optimizer
+    run.model.train()
+    # Resumed mid-epoch: the loader replays the epoch's draws from its start, skipping the steps taken.
+    epoch_rng, skip, warmup = run.generator.get_state(), state.epoch_steps, 0.0
+    losses = [torch.tensor(v, device=run.device) for v in state.epoch_losses]
+    correct = torch.tensor(state.epoch_correct, device=run.device)
+    bar = tqdm(total=len(loader), desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", leave=False,
+               disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(loader):
+        if i < skip:
+            continue
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * run.schedule(state.step)
+        with run.autocast():
+            logits = run.forward(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip > 0:
+            nn.utils.clip_grad_norm_(run.model.parameters(), cfg.train.grad_clip)
+        optimizer.step()
+        if run.ema is not None:
+            run.ema.update(run.model)
+        losses.append(loss.detach())
+        correct += (logits.argmax(1) == y).sum()
+        state.step += 1
+        if compiling:
+            _synchronize(run.device)
+            warmup, compiling = time.perf_counter() - t0, False
+        if not clock.estimated:  # the first batches of a session: measure for the expected time
+            _synchronize(run.device)
+            log.say_some(clock.batch(i + 1, (i + 1) * loader.batch_size, time.perf_counter() - t0))
+        if (i + 1) % _SYNC_EVERY == 0 or i + 1 == len(loader):
+            recent = torch.stack(losses[-_SYNC_EVERY:]).float()
+            log.check_finite(recent, epoch, i + 1)
+            bar.set_postfix(loss=f"{recent.mean().item():.4f}", refresh=False,
+                            img_s=f"{(i + 1) * loader.batch_size / (time.perf_counter() - t0):.0f}")
+            bar.update((i + 1) - bar.n)
+        if stop:  # checkpoint this step's state; the resumed run goes on from the next step
+            state.epoch_steps, state.epoch_losses = i + 1, torch.stack(losses).float().cpu().tolist()
+            state.epoch_correct = int(correct)
+            state.epoch_seconds += time.perf_counter() - t0 - warmup
+            state.compile_seconds += warmup
+            run.generator.set_state(epoch_rng)
+            save_checkpoint(log.run_dir.path / RunDir.CHECKPOINT, run, state, cfg, splits.classes)
+            raise Interrupted(stop.signum, f"stopped by {stop.name} at epoch {epoch}, step {i + 1} of "
+                                           f"{len(loader)}; checkpoint saved in {log.run_dir.path}")
+    bar.close()
+    _synchronize(run.device)
+    seconds = time.perf_counter() - t0 - warmup + state.epoch_seconds
+    state.epoch_steps, state.epoch_losses, state.epoch_correct, state.epoch_seconds = 0, [], 0, 0.0
+    state.compile_seconds += warmup
+    return losses, int(correct), seconds
 
 
 def _finish(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log) -> TrainResult:
