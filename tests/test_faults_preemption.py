@@ -36,7 +36,15 @@ def test_a_signal_inside_the_deferred_block_is_only_recorded():
     assert _handlers() == before
 
 
-def test_a_request_never_acted_on_is_delivered_when_the_block_ends():
+@pytest.fixture
+def python_ctrl_c():
+    """Python's own Ctrl-C handler, even where the test runner started with SIGINT ignored (a background job)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_request_never_acted_on_is_delivered_when_the_block_ends(python_ctrl_c):
     with pytest.raises(Interrupted) as caught, sigterm_raises():
         with deferred_signals():
             os.kill(os.getpid(), signal.SIGTERM)
