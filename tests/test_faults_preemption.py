@@ -138,13 +138,18 @@ TINY = {"model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}
         "data.val_size": 50, "train.epochs": 3}
 
 
-@pytest.mark.slow
-def test_sigterm_during_a_sweep_trial_marks_it_for_retry_and_the_rerun_resumes_it(tiny_imagefolder, tmp_path):
+def _tiny_sweep(tmp_path, data, *options: str):
+    """A two-trial sweep file on TINY: its output folder and the ``cifarlab sweep`` command that runs it."""
     spec = tmp_path / "sweep.yaml"
     spec.write_text(yaml.safe_dump({"name": "tiny", "base": {"preset": "seed"}, "fixed": TINY,
                                     "search": {"grid": {"optim.lr": [0.003, 0.0003]}}}))
     out = tmp_path / "sweep"
-    command = ["sweep", str(spec), "--data", str(tiny_imagefolder), "--out", str(out)]
+    return out, ["sweep", str(spec), "--data", str(data), "--out", str(out), *options]
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_sweep_trial_marks_it_for_retry_and_the_rerun_resumes_it(tiny_imagefolder, tmp_path):
+    out, command = _tiny_sweep(tmp_path, tiny_imagefolder)
     first = start_cli(*command)
     checkpoint = out / "trials" / "0000-lr=0.003" / RunDir.CHECKPOINT
     wait_for(checkpoint.exists, first)
@@ -170,11 +175,7 @@ def test_sigterm_during_a_sweep_trial_marks_it_for_retry_and_the_rerun_resumes_i
 
 @pytest.mark.slow
 def test_sigterm_to_a_sweep_coordinator_alone_reaches_its_workers(tiny_imagefolder, tmp_path):
-    spec = tmp_path / "sweep.yaml"
-    spec.write_text(yaml.safe_dump({"name": "tiny", "base": {"preset": "seed"}, "fixed": TINY,
-                                    "search": {"grid": {"optim.lr": [0.003, 0.0003]}}}))
-    out = tmp_path / "sweep"
-    command = ["sweep", str(spec), "--data", str(tiny_imagefolder), "--out", str(out), "--workers", "2"]
+    out, command = _tiny_sweep(tmp_path, tiny_imagefolder, "--workers", "2")
     first = start_cli(*command)
     wait_for(lambda: any(out.glob("trials/*/checkpoint.safetensors")), first)
     first.send_signal(signal.SIGTERM)  # `kill PID`: the workers get nothing from outside
