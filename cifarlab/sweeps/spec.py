@@ -130,23 +130,18 @@ def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) ->
     path = resolve_sweep_file(path_or_name)
     where = str(path)
     raw = config_mod.parse_yaml(path.read_text(), where)
-    for key in raw:
-        if key not in _TOP_KEYS:
-            raise ConfigError(f"{where}: unknown key '{key}' (sweep keys: {', '.join(_TOP_KEYS)})")
+    _known(raw, _TOP_KEYS, where, "", f"(sweep keys: {', '.join(_TOP_KEYS)})")
     preset, config_file = _base(raw.get("base", {}), where, path.parent)
     repeats = raw.get("repeats", 1) if knobs.repeats is None else knobs.repeats
     if not _is_int(repeats) or repeats < 1:
         source = "--repeats" if knobs.repeats is not None else f"{where}: key 'repeats'"
         raise ConfigError(f"{source} must be a positive integer, got {repeats!r}")
     pruner = raw.get("pruner", "none")
-    if pruner not in ("none", "median"):
-        raise ConfigError(f"{where}: key 'pruner' must be none or median, got {pruner!r}")
-    if raw.get("metric", "val_acc") != "val_acc":
-        raise ConfigError(f"{where}: key 'metric' must be val_acc (trials are never selected on the test set), "
-                          f"got {raw['metric']!r}")
+    _must(pruner in ("none", "median"), where, "pruner", "none or median", pruner)
+    metric = raw.get("metric", "val_acc")
+    _must(metric == "val_acc", where, "metric", "val_acc (trials are never selected on the test set)", metric)
     name = raw.get("name", path.stem)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise ConfigError(f"{where}: key 'name' must be a non-empty string without '/', got {name!r}")
+    _must(isinstance(name, str) and name and "/" not in name, where, "name", "a non-empty string without '/'", name)
     spec = SweepSpec(name=name, source=where, preset=preset, config_file=config_file,
                      fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", options=knobs,
                      repeats=repeats, pruner=pruner)
@@ -163,25 +158,32 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _must(ok: Any, where: str, key: str, what: str, value: Any) -> None:
+    """A ConfigError naming the file and key unless ``ok``."""
+    if not ok:
+        raise ConfigError(f"{where}: key '{key}' must be {what}, got {value!r}")
+
+
 def _mapping(value: Any, where: str, key: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: key '{key}' must be a mapping, got {value!r}")
+    _must(isinstance(value, dict), where, key, "a mapping", value)
     return value
 
 
+def _known(mapping: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str, hint: str) -> None:
+    """A ConfigError naming the first key of ``mapping`` that is not ``allowed``."""
+    unknown = next((key for key in mapping if key not in allowed), None)
+    if unknown is not None:
+        raise ConfigError(f"{where}: unknown key '{prefix}{unknown}' {hint}")
+
+
 def _base(base: Any, where: str, folder: Path) -> tuple[str | None, str | None]:
-    base = _mapping(base, where, "base")
-    for key in base:
-        if key not in ("preset", "config"):
-            raise ConfigError(f"{where}: unknown key 'base.{key}' (use preset or config)")
+    _known(_mapping(base, where, "base"), ("preset", "config"), where, "base.", "(use preset or config)")
     if "preset" in base and "config" in base:
         raise ConfigError(f"{where}: key 'base' takes a preset or a config file, not both")
     preset, config_file = base.get("preset"), base.get("config")
-    if preset is not None and not isinstance(preset, str):
-        raise ConfigError(f"{where}: key 'base.preset' must be a preset name, got {preset!r}")
+    _must(preset is None or isinstance(preset, str), where, "base.preset", "a preset name", preset)
     if config_file is not None:
-        if not isinstance(config_file, str):
-            raise ConfigError(f"{where}: key 'base.config' must be a file path, got {config_file!r}")
+        _must(isinstance(config_file, str), where, "base.config", "a file path", config_file)
         config_file = str((folder / config_file).resolve())
     return preset, config_file
 
@@ -198,18 +200,14 @@ def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
     kinds = [k for k in ("grid", "runs", "sampler") if k in search]
     if len(kinds) != 1:
         raise ConfigError(f"{where}: key 'search' needs exactly one of grid, runs or sampler")
-    allowed = {"grid": ("grid",), "runs": ("runs",), "sampler": ("sampler", "trials", "space")}[kinds[0]]
-    for key in search:
-        if key not in allowed:
-            raise ConfigError(f"{where}: unknown key 'search.{key}' beside search.{kinds[0]}")
+    allowed = ("sampler", "trials", "space") if kinds[0] == "sampler" else kinds
+    _known(search, allowed, where, "search.", f"beside search.{kinds[0]}")
     if kinds[0] == "sampler":
         spec.kind = search["sampler"]
-        if spec.kind not in _SAMPLERS:
-            raise ConfigError(f"{where}: key 'search.sampler' must be tpe or random, got {spec.kind!r}")
+        _must(spec.kind in _SAMPLERS, where, "search.sampler", "tpe or random", spec.kind)
         spec.space = _parse_space(_mapping(search.get("space"), where, "search.space"), where)
         spec.budget = search.get("trials")
-        if not _is_int(spec.budget) or spec.budget < 1:
-            raise ConfigError(f"{where}: key 'search.trials' must be a positive integer, got {spec.budget!r}")
+        _must(_is_int(spec.budget) and spec.budget >= 1, where, "search.trials", "a positive integer", spec.budget)
         if spec.repeats > 1:
             raise ConfigError(f"{where}: key 'repeats' applies to a grid or runs; a sampler draws each point once")
         return
@@ -230,10 +228,8 @@ def _expand_grid(grid: Any, where: str) -> list[tuple[str, dict[str, Any], None]
     if not grid:
         raise ConfigError(f"{where}: key 'search.grid' is empty: give each swept key a list of values")
     for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}: key 'search.grid.{key}' must be a non-empty list of values, got {values!r}")
-    keys = list(grid)
-    combos = [dict(zip(keys, combo)) for combo in itertools.product(*grid.values())]
+        _must(isinstance(values, list) and values, where, f"search.grid.{key}", "a non-empty list of values", values)
+    combos = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     return [(slug(c), c, None) for c in combos]
 
 
@@ -243,18 +239,16 @@ def _expand_runs(runs: Any, where: str) -> list[tuple[str, dict[str, Any], float
     out, labels = [], set()
     for i, run in enumerate(runs):
         run = _mapping(run, where, f"search.runs[{i}]")
-        for key in run:
-            if key not in ("label", "set", "writeup_accuracy"):
-                raise ConfigError(f"{where}: unknown key 'search.runs[{i}].{key}' (use label, set, writeup_accuracy)")
+        _known(run, ("label", "set", "writeup_accuracy"), where, f"search.runs[{i}].",
+               "(use label, set, writeup_accuracy)")
         overrides = _mapping(run.get("set", {}), where, f"search.runs[{i}].set")
         label = str(run.get("label") or slug(overrides))
         if label in labels:
             raise ConfigError(f"{where}: key 'search.runs[{i}].label': {label!r} is used twice")
         labels.add(label)
         accuracy = run.get("writeup_accuracy")
-        if accuracy is not None and not (isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1):
-            raise ConfigError(f"{where}: key 'search.runs[{i}].writeup_accuracy' must be a fraction in [0, 1] "
-                              f"or null, got {accuracy!r}")
+        _must(accuracy is None or isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1, where,
+              f"search.runs[{i}].writeup_accuracy", "a fraction in [0, 1] or null", accuracy)
         out.append((label, overrides, accuracy))
     return out
 
@@ -269,17 +263,13 @@ def _parse_space(space: dict[str, Any], where: str) -> dict[str, dict[str, Any]]
         if len(kinds) != 1:
             raise ConfigError(f"{where}: key '{at}' needs exactly one of float, int, choice")
         kind, values = kinds[0], dist[kinds[0]]
-        for extra in dist:
-            if extra not in (kind, "log"):
-                raise ConfigError(f"{where}: unknown key '{at}.{extra}' (use {kind} and log)")
+        _known(dist, (kind, "log"), where, f"{at}.", f"(use {kind} and log)")
         if kind == "choice":
-            if not isinstance(values, list) or not values:
-                raise ConfigError(f"{where}: key '{at}.choice' must be a non-empty list, got {values!r}")
+            _must(isinstance(values, list) and values, where, f"{at}.choice", "a non-empty list", values)
             continue
         number = _is_int if kind == "int" else (lambda v: _is_int(v) or isinstance(v, float))
-        if not isinstance(values, list) or len(values) != 2 or not all(number(v) for v in values) \
-                or not values[0] < values[1]:
-            raise ConfigError(f"{where}: key '{at}.{kind}' must be [low, high] {kind}s with low < high, got {values!r}")
+        _must(isinstance(values, list) and len(values) == 2 and all(number(v) for v in values)
+              and values[0] < values[1], where, f"{at}.{kind}", f"[low, high] {kind}s with low < high", values)
         if not isinstance(dist.get("log", False), bool) or (dist.get("log") and values[0] <= 0):
             raise ConfigError(f"{where}: key '{at}.log' must be true or false, and true needs low > 0")
     return space
