@@ -86,16 +86,13 @@ class SweepSpec:
         return config_mod.compose(self.preset, self.config_file, self.resolve(overrides))
 
     def plan(self) -> list[str]:
-        """One fingerprint per planned trial (samplers: of the base and space), to detect a changed sweep.
-
-        ``data.path`` is left out: workers on several machines see one dataset at different paths.
-        """
+        """One fingerprint per planned trial (samplers: of the base and space), to detect a changed sweep."""
         def digest(obj: Any) -> str:
             return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
         def config_of(overrides: dict[str, Any]) -> dict[str, Any]:
             cfg = self.compose(overrides).to_dict()
-            cfg["data"].pop("path")
+            cfg["data"].pop("path")  # workers on several machines see one dataset at different paths
             return cfg
 
         if self.trials:
@@ -146,9 +143,8 @@ def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) ->
                      fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", options=knobs,
                      repeats=repeats, pruner=pruner)
     config_mod.compose(preset, config_file)  # a broken base is reported as itself, naming its file or preset
-    _check(spec, lambda: config_mod.compose(preset, config_file, knobs.overrides()),
-           "command line " + " ".join(knobs.argv(plan_only=True)))
-    _check(spec, lambda: config_mod.compose(preset, config_file, spec.fixed), f"{where}: fixed")
+    _check(spec, "command line " + " ".join(knobs.argv(plan_only=True)), knobs.overrides(), layered=False)
+    _check(spec, f"{where}: fixed", spec.fixed, layered=False)
     _parse_search(spec, _mapping(raw.get("search"), where, "search"), where)
     _validate(spec, where)
     return spec
@@ -214,7 +210,7 @@ def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
     spec.kind = kinds[0]
     configs = _expand_grid(search["grid"], where) if spec.kind == "grid" else _expand_runs(search["runs"], where)
     for label, overrides, accuracy in configs:
-        seed = _check(spec, lambda own=overrides: spec.compose(own), f"{where}: trial '{label}'").train.seed
+        seed = _check(spec, f"{where}: trial '{label}'", overrides).train.seed
         for r in range(spec.repeats):
             own = dict(overrides)
             if spec.repeats > 1:  # seeds counted up from the configuration's own seed
@@ -288,15 +284,14 @@ def _validate(spec: SweepSpec, where: str) -> None:
                   for key, dist in spec.space.items() for value in dist.get("choice") or dist.get("float")
                   or dist.get("int")]
     for overrides, source in points:
-        cfg = _check(spec, lambda own=overrides: spec.compose(own), source)
-        if cfg.data.val_size == 0:
+        if _check(spec, source, overrides).data.val_size == 0:
             raise ConfigError(f"{source}: trials are ranked on validation accuracy, so data.val_size must be > 0")
 
 
-def _check(spec: SweepSpec, build, source: str) -> Config:
-    """Run ``build``; a ConfigError is re-raised naming ``source`` instead of the base config."""
+def _check(spec: SweepSpec, source: str, overrides: dict[str, Any], layered: bool = True) -> Config:
+    """The trial's config (``layered``: over ``fixed`` and the options); a ConfigError names ``source``, not the base."""
     try:
-        return build()
+        return spec.compose(overrides) if layered else config_mod.compose(spec.preset, spec.config_file, overrides)
     except ConfigError as exc:
         # compose names the base ("preset seed: key ..."), but the key at fault is in the sweep's own layer
         base = spec.config_file or f"preset {spec.preset or 'seed'}"
