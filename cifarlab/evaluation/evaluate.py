@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+import torch
 
-from cifarlab.data.split import prepare_splits
+from cifarlab.data.split import Splits, prepare_splits
 from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
 from cifarlab.evaluation.metrics import EvalReport, evaluate_split
-from cifarlab.models.weights import load_trained
+from cifarlab.models.weights import Trained, load_trained
+
+
+def load_run_splits(path: str | Path, data, device: str, progress: bool, *, batch_size: int | None = None,
+                    max_test_images: int | None = None) -> tuple[Trained, torch.device, Splits]:
+    """The model at ``path`` on ``device``, the device, and its run's splits of ``data`` (see :func:`evaluate`)."""
+    dev = resolve_device(device)
+    trained = load_trained(path, dev)
+    cfg = trained.config
+    if batch_size is not None:
+        cfg.train.eval_batch_size = batch_size
+    if max_test_images is not None:
+        cfg.data.max_test_images = min(max_test_images, cfg.data.max_test_images or max_test_images)
+    if data is None or isinstance(data, (str, Path)):
+        from cifarlab.data import load_dataset
+
+        data = load_dataset(data if data is not None else cfg.data.path, progress=progress)
+    return trained, dev, prepare_splits(cfg, data, dev)
 
 
 def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = "auto",
@@ -21,16 +39,8 @@ def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = 
     """
     if split not in ("test", "val"):
         raise ConfigError(f"--split must be test or val, got {split!r}")
-    dev = resolve_device(device)
-    trained = load_trained(path, dev)
-    cfg = trained.config
-    if batch_size is not None:
-        cfg.train.eval_batch_size = batch_size
-    if data is None or isinstance(data, (str, Path)):
-        from cifarlab.data import load_dataset
-
-        data = load_dataset(data if data is not None else cfg.data.path, progress=progress)
-    chosen = getattr(prepare_splits(cfg, data, dev), split)
+    trained, dev, splits = load_run_splits(path, data, device, progress, batch_size=batch_size)
+    chosen = getattr(splits, split)
     if chosen is None:
         raise ConfigError(f"{path}: the run used data.val_size=0, so it has no validation split")
-    return evaluate_split(trained.model, cfg, chosen, dev)
+    return evaluate_split(trained.model, trained.config, chosen, dev)

@@ -18,13 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from cifarlab.data.loader import to_device_images
-from cifarlab.data.split import prepare_splits
-from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
 from cifarlab.evaluation.calibration import expected_calibration_error
 from cifarlab.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from cifarlab.evaluation.evaluate import load_run_splits
 from cifarlab.evaluation.metrics import split_logits
-from cifarlab.models.weights import load_trained
 from cifarlab.rundir import RunDir
 from cifarlab.terminal import interactive
 
@@ -79,12 +77,9 @@ def evaluate_corruptions(path: str | Path, *, data=None, device: str = "auto", n
                          progress: bool = True, save: bool = True) -> RobustnessReport:
     """Accuracy of the model at ``path`` on its test images under each corruption and severity.
 
-    ``path`` is a run directory or weights file; ``data`` a dataset path or loaded
-    :class:`cifarlab.data.CifarData` (default: the run's). ``names`` picks
-    corruptions (default: all); ``max_images`` a stratified subset of the test
-    images (fewer images, proportionally less time); ``seed`` the corruption
-    noise. With ``save`` and a run directory, writes ``robustness.json`` and
-    ``plots/robustness.png`` there.
+    ``path`` and ``data`` as for :func:`cifarlab.evaluate`; ``names`` picks corruptions (default: all);
+    ``max_images`` a stratified subset of the test images (proportionally less time); ``seed`` the
+    corruption noise. With ``save`` and a run directory, writes ``robustness.json`` and ``plots/robustness.png``.
     """
     names = list(names) if names is not None else list(CORRUPTIONS)
     unknown = [n for n in names if n not in CORRUPTIONS]
@@ -95,21 +90,13 @@ def evaluate_corruptions(path: str | Path, *, data=None, device: str = "auto", n
     if max_images is not None and max_images < 1:
         raise ConfigError(f"--max-test-images must be at least 1, got {max_images}")
     started = time.perf_counter()
-    dev = resolve_device(device)
-    trained = load_trained(path, dev)
-    cfg = trained.config
-    if max_images is not None:
-        cfg.data.max_test_images = min(max_images, cfg.data.max_test_images or max_images)
-    if data is None or isinstance(data, (str, Path)):
-        from cifarlab.data import load_dataset
-
-        data = load_dataset(data if data is not None else cfg.data.path, progress=progress)
-    test = prepare_splits(cfg, data, dev).test
+    trained, dev, splits = load_run_splits(path, data, device, progress, max_test_images=max_images)
+    test = splits.test
     labels = test.labels.cpu()
     clean_images = test.images.permute(0, 2, 3, 1).cpu().numpy()  # corruptions work on NHWC uint8
 
     def score(images: torch.Tensor) -> tuple[float, float]:
-        probs = split_logits(trained.model, cfg, images, dev).softmax(1).cpu()
+        probs = split_logits(trained.model, trained.config, images, dev).softmax(1).cpu()
         return float((probs.argmax(1) == labels).float().mean()), expected_calibration_error(probs, labels)
 
     clean, clean_ece = score(test.images)
