@@ -56,10 +56,8 @@ def default_storage(sweep_dir: Path) -> str:
 
 
 def storage_url(url: str) -> str:
-    """The URL as SQLAlchemy is given it: plain ``postgresql://`` means psycopg 3, the ``postgres`` extra's driver.
-
-    (SQLAlchemy's default PostgreSQL driver is psycopg2, which cifarlab does not install.)
-    """
+    """The URL as SQLAlchemy is given it: plain ``postgresql://`` means psycopg 3, the ``postgres`` extra's driver
+    (SQLAlchemy's default, psycopg2, is not installed)."""
     return "postgresql+psycopg://" + url.removeprefix("postgresql://") if url.startswith("postgresql://") else url
 
 
@@ -68,10 +66,9 @@ def public_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    try:
+    with contextlib.suppress(ArgumentError):  # not even a URL: nothing to mask
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:  # not even a URL: nothing to mask
-        return url
+    return url
 
 
 def _sqlite_file(url: str) -> Path | None:
@@ -79,11 +76,10 @@ def _sqlite_file(url: str) -> Path | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    try:
+    parsed = None
+    with contextlib.suppress(ArgumentError):  # not a URL: open_study reports it
         parsed = make_url(url)
-    except ArgumentError:  # open_study reports it
-        return None
-    if parsed.get_backend_name() != "sqlite":
+    if parsed is None or parsed.get_backend_name() != "sqlite":
         return None
     if parsed.database in (None, "", ":memory:"):
         raise ConfigError(f"--storage {url}: an in-memory database cannot be shared by workers or resumed; "
@@ -106,15 +102,10 @@ def _caused_by(exc: BaseException | None, *types: type) -> BaseException | None:
     return None
 
 
-def _transient(exc: BaseException) -> BaseException | None:
-    """A dropped connection, a server (re)starting, SQLite's 'database is locked': worth retrying."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
-    return _caused_by(exc, OperationalError, InterfaceError)
-
-
 def _patient(method):
     """``method`` retried with backoff while the storage is unreachable, for up to ``self.patience`` seconds."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     @functools.wraps(method)
     def call(self, *args, **kwargs):
         delay = 0.5
@@ -124,7 +115,8 @@ def _patient(method):
                 self.down_since = None
                 return result
             except Exception as exc:
-                cause = _transient(exc)
+                # A dropped connection, a server (re)starting, SQLite's 'database is locked': worth retrying.
+                cause = _caused_by(exc, OperationalError, InterfaceError)
                 if cause is None:
                     raise
                 now = time.monotonic()
@@ -142,11 +134,8 @@ def _patient(method):
 
 @functools.cache
 def _patient_storage():
-    """Optuna's RDBStorage whose every call rides out an outage of ``patience`` seconds, retrying with backoff.
-
-    Optuna's storage does not ride out outages: a dropped connection would end the
-    worker, and a server restart every worker.
-    """
+    """Optuna's RDBStorage whose every call rides out an outage of ``patience`` seconds, retrying with backoff
+    (Optuna's own would end the worker at a dropped connection, and every worker at a server restart)."""
     from optuna.storages import RDBStorage
 
     class PatientStorage(RDBStorage):
@@ -165,11 +154,21 @@ def _patient_storage():
     return PatientStorage
 
 
-def _driver_missing(exc: ImportError, url: str) -> ConfigError:
-    extra = "pip install 'cifarlab[postgres]' (psycopg 3)" if url.startswith("postgresql") else \
-        "install the driver the URL names"
-    return ConfigError(f"--storage {public_url(url)}: the database driver is not installed ({first_line(exc)}): "
-                       f"{extra}")
+@contextlib.contextmanager
+def _storage_errors(url: str, doing: str):
+    """Any failure to use the storage, raised as a one-line ConfigError naming it (its password masked)."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except ImportError as exc:
+        extra = "pip install 'cifarlab[postgres]' (psycopg 3)" if url.startswith("postgresql") else \
+            "install the driver the URL names"
+        raise ConfigError(f"--storage {public_url(url)}: the database driver is not installed ({first_line(exc)}): "
+                          f"{extra}") from None
+    except Exception as exc:  # SQLAlchemy and its drivers raise many types for a bad URL or server
+        raise ConfigError(f"--storage {public_url(url)}: cannot {doing} "
+                          f"({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
@@ -180,6 +179,7 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
     """
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trials are reported by the sweep itself
     # Heartbeats are marked experimental; they are what makes a killed worker's trial recoverable.
@@ -189,33 +189,25 @@ def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
     # A server's pooled connections die with a restart: test each before use.
     engine = {"connect_args": {"timeout": SQLITE_TIMEOUT}} if _sqlite_file(url) is not None \
         else {"pool_pre_ping": True}
-    for attempt in range(RACE_ATTEMPTS):
-        try:
-            # A dead worker's trial (stale heartbeat) goes back to the queue with its settings and slot.
-            rdb = _patient_storage()(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
-                                     grace_period=GRACE_SECONDS,
-                                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
-            sampler = optuna.samplers.RandomSampler() if spec.kind == "random" else optuna.samplers.TPESampler()
-            pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if spec.pruner == "median" \
-                else optuna.pruners.NopPruner()
-            study = optuna.create_study(study_name=spec.name, storage=rdb, sampler=sampler, pruner=pruner,
-                                        direction="maximize", load_if_exists=True)
-            _check_plan(study, spec, storage)
-            break
-        except ConfigError:
-            raise
-        except ImportError as exc:
-            raise _driver_missing(exc, storage) from None
-        except Exception as exc:  # SQLAlchemy and its drivers raise many types for a bad URL or server
-            from sqlalchemy.exc import IntegrityError, ProgrammingError
-
-            # Workers started together race to create Optuna's tables and the study's attributes;
-            # the loser finds them made on its next attempt.
-            if attempt + 1 < RACE_ATTEMPTS and _caused_by(exc, IntegrityError, ProgrammingError):
+    sampler = optuna.samplers.RandomSampler() if spec.kind == "random" else optuna.samplers.TPESampler()
+    pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if spec.pruner == "median" else optuna.pruners.NopPruner()
+    with _storage_errors(storage, "open"):
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                # A dead worker's trial (stale heartbeat) goes back to the queue with its settings and slot.
+                rdb = _patient_storage()(url, engine_kwargs=engine, heartbeat_interval=HEARTBEAT_SECONDS,
+                                         grace_period=GRACE_SECONDS,
+                                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback())
+                study = optuna.create_study(study_name=spec.name, storage=rdb, sampler=sampler, pruner=pruner,
+                                            direction="maximize", load_if_exists=True)
+                _check_plan(study, spec, storage)
+                break
+            except Exception as exc:
+                # Workers started together race to create Optuna's tables and the study's attributes;
+                # the loser finds them made on its next attempt.
+                if attempt == RACE_ATTEMPTS or not _caused_by(exc, IntegrityError, ProgrammingError):
+                    raise
                 time.sleep(0.2 + random.random())
-                continue
-            raise ConfigError(f"--storage {public_url(storage)}: cannot open "
-                              f"({type(exc).__name__}: {first_line(exc)})") from None
     rdb.patience, rdb.shown = spec.options.storage_patience, public_url(storage)
     return study
 
@@ -225,14 +217,9 @@ def load_studies(storage: str) -> list[optuna.Study]:
     import optuna
     from optuna.storages import RDBStorage
 
-    try:
+    with _storage_errors(storage, "read"):
         rdb = RDBStorage(storage_url(storage), skip_table_creation=True)
         return [optuna.load_study(study_name=name, storage=rdb) for name in optuna.get_all_study_names(rdb)]
-    except ImportError as exc:
-        raise _driver_missing(exc, storage) from None
-    except Exception as exc:  # as in open_study
-        raise ConfigError(f"--storage {public_url(storage)}: cannot read "
-                          f"({type(exc).__name__}: {first_line(exc)})") from None
 
 
 def _check_plan(study: optuna.Study, spec: SweepSpec, storage_url: str) -> None:
@@ -272,11 +259,10 @@ def finished_by_slot(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]
     """The trial that completed (or was pruned) for each done slot."""
     from optuna.trial import TrialState
 
-    done = {}
+    done: dict[int, optuna.trial.FrozenTrial] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        slot = trial.user_attrs.get("slot")
-        if slot is not None and slot not in done:
-            done[slot] = trial
+        if trial.user_attrs.get("slot") is not None:
+            done.setdefault(trial.user_attrs["slot"], trial)
     return done
 
 
@@ -300,10 +286,8 @@ def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _never_started(trial: optuna.trial.FrozenTrial) -> bool:
-    """True when a worker took the trial from the queue but died before it could say who it is.
-
-    Such a trial has no heartbeat either, and Optuna only fails trials whose heartbeat went stale.
-    """
+    """True when a worker took the trial from the queue but died before it could say who it is (so before its
+    first heartbeat: Optuna only fails trials whose heartbeat went stale)."""
     started = trial.datetime_start
     return "pid" not in trial.user_attrs and started is not None and \
         (datetime.datetime.now() - started).total_seconds() > GRACE_SECONDS
@@ -374,11 +358,11 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: SweepSpec) -> int:
 
 
 class QueueLock:
-    """Serialises taking a trial from a SQLite study's queue among this machine's workers.
+    """Serialises taking a trial from a SQLite study's queue among this machine's workers; :meth:`release` may be
+    called when not held.
 
     Optuna takes a WAITING trial with a read then a write; server databases lock
-    the row in between, SQLite does not, so two workers could both take the same
-    trial. Re-entrant-safe: :meth:`release` may be called when not held.
+    the row in between, SQLite does not, so two workers could both take the same trial.
     """
 
     def __init__(self, storage_url: str):
@@ -386,23 +370,17 @@ class QueueLock:
         self.path = db.with_name(db.name + ".lock") if db is not None and fcntl is not None else None
         self._file = None
 
-    def acquire(self) -> None:
-        """Block until this process holds the lock."""
+    def __enter__(self) -> Self:
         if self.path is not None and self._file is None:
             self._file = open(self.path, "a")  # noqa: SIM115  (held across calls, closed in release)
             fcntl.flock(self._file, fcntl.LOCK_EX)
+        return self
 
     def release(self) -> None:
-        """Let the next worker take a trial."""
+        """Let the next worker take a trial (closing the file drops its lock)."""
         if self._file is not None:
-            with contextlib.suppress(OSError):
-                fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
             self._file = None
-
-    def __enter__(self) -> Self:
-        self.acquire()
-        return self
 
     def __exit__(self, *exc) -> None:
         self.release()
