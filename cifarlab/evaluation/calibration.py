@@ -1,10 +1,10 @@
 """Calibration: does a model's confidence match how often it is right?
 
-Both functions bin the predictions by confidence (the top-class probability)
-into ``bins`` equal-width intervals ``(lo, hi]`` over ``[0, 1]``, as Guo et al.
-(ICML 2017) do; 15 bins is their, and the usual, choice. The expected
-calibration error (ECE) is the image-weighted mean of ``|accuracy - confidence|``
-over the bins: 0 for a perfectly calibrated model.
+Predictions are binned by confidence (the top-class probability) into ``bins``
+equal-width intervals ``(lo, hi]`` over ``[0, 1]``, as Guo et al. (ICML 2017)
+do; 15 bins is their, and the usual, choice. The expected calibration error
+(ECE) is the image-weighted mean of ``|accuracy - confidence|`` over the bins:
+0 for a perfectly calibrated model.
 """
 
 from __future__ import annotations
@@ -12,30 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-
-def _as_arrays(probs: Any, labels: Any, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence and correctness per image, as float64 numpy arrays."""
-    if hasattr(probs, "detach"):  # torch tensors, without importing torch here
-        probs = probs.detach().float().cpu().numpy()
-    if hasattr(labels, "detach"):
-        labels = labels.detach().cpu().numpy()
-    probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels).astype(np.int64, copy=False)
-    if probs.ndim != 2 or labels.shape != (len(probs),):
-        raise ValueError(f"probs must be (N, classes) and labels (N,), got {probs.shape} and {labels.shape}")
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1, got {bins}")
-    if len(probs) == 0:
-        return np.zeros(0), np.zeros(0)
-    return probs.max(1), (probs.argmax(1) == labels).astype(np.float64)
-
-
-def _bin_index(confidence: np.ndarray, bins: int) -> np.ndarray:
-    # searchsorted(side="left") on the inner edges puts a value equal to an edge in the
-    # lower bin, giving (lo, hi] intervals; a confidence of 0 lands in the first bin.
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    return np.searchsorted(edges[1:-1], confidence, side="left")
 
 
 def reliability_bins(probs: Any, labels: Any, bins: int = 15) -> dict[str, Any]:
@@ -47,21 +23,30 @@ def reliability_bins(probs: Any, labels: Any, bins: int = 15) -> dict[str, Any]:
     confidence and accuracy 0.0, to be skipped when drawing), ``"edges"`` (the
     ``bins + 1`` bin boundaries) and ``"ece"``.
     """
-    confidence, correct = _as_arrays(probs, labels, bins)
-    index = _bin_index(confidence, bins)
+    if hasattr(probs, "detach"):  # torch tensors, without importing torch here
+        probs = probs.detach().float().cpu().numpy()
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64, copy=False)
+    if probs.ndim != 2 or labels.shape != (len(probs),):
+        raise ValueError(f"probs must be (N, classes) and labels (N,), got {probs.shape} and {labels.shape}")
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1, got {bins}")
+    n = len(probs)
+    confidence = probs.max(1) if n else np.zeros(0)
+    correct = (probs.argmax(1) == labels).astype(np.float64) if n else np.zeros(0)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # searchsorted(side="left") on the inner edges puts a value equal to an edge in the
+    # lower bin, giving (lo, hi] intervals; a confidence of 0 lands in the first bin.
+    index = np.searchsorted(edges[1:-1], confidence, side="left")
     count = np.bincount(index, minlength=bins)
     safe = np.maximum(count, 1)
     mean_conf = np.bincount(index, weights=confidence, minlength=bins) / safe
     mean_acc = np.bincount(index, weights=correct, minlength=bins) / safe
-    total = max(len(confidence), 1)
-    ece = float(np.sum(count / total * np.abs(mean_acc - mean_conf))) if len(confidence) else float("nan")
-    return {
-        "confidence": [float(v) for v in mean_conf],
-        "accuracy": [float(v) for v in mean_acc],
-        "count": [int(v) for v in count],
-        "edges": [float(v) for v in np.linspace(0.0, 1.0, bins + 1)],
-        "ece": ece,
-    }
+    ece = float(np.sum(count / n * np.abs(mean_acc - mean_conf))) if n else float("nan")
+    return {"confidence": mean_conf.tolist(), "accuracy": mean_acc.tolist(), "count": count.tolist(),
+            "edges": edges.tolist(), "ece": ece}
 
 
 def expected_calibration_error(probs: Any, labels: Any, bins: int = 15) -> float:
