@@ -32,27 +32,18 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
-        return {
-            "split": self.split,
-            "accuracy": self.accuracy,
-            "loss": self.loss,
-            "ece": self.ece,
-            "num_images": self.num_images,
-            "per_class": dict(zip(self.classes, self.per_class)),
-            "classes": self.classes,
-            "confusion": self.confusion,
-        }
+        return {"split": self.split, "accuracy": self.accuracy, "loss": self.loss, "ece": self.ece,
+                "num_images": self.num_images, "per_class": dict(zip(self.classes, self.per_class)),
+                "classes": self.classes, "confusion": self.confusion}
 
     def format_table(self) -> str:
         """Per-class accuracy and the confusion matrix as aligned text."""
         width = max(len(c) for c in self.classes)
         lines = [f"{self.split} accuracy: {self.accuracy:.2%} on {self.num_images} images (loss {self.loss:.4f}, "
-                 f"ECE {self.ece:.2%})",
-                 "", f"{'class':<{width}}  accuracy"]
+                 f"ECE {self.ece:.2%})", "", f"{'class':<{width}}  accuracy"]
         lines += [f"{c:<{width}}  {a:7.2%}" for c, a in zip(self.classes, self.per_class)]
-        short = [c[:5] for c in self.classes]
         lines += ["", "confusion matrix (rows: true class, columns: predicted)",
-                  " " * (width + 1) + "".join(f"{s:>6}" for s in short)]
+                  " " * (width + 1) + "".join(f"{c[:5]:>6}" for c in self.classes)]
         lines += [f"{c:<{width}} " + "".join(f"{n:6d}" for n in row) for c, row in zip(self.classes, self.confusion)]
         return "\n".join(lines)
 
@@ -99,19 +90,12 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
     pred = logits.argmax(1)
     k = len(classes)
     confusion = torch.bincount(labels * k + pred, minlength=k * k).view(k, k).cpu()
-    per_class_total = confusion.sum(1).clamp(min=1)
     probs = logits.softmax(1)
-    return EvalReport(
-        split=split,
-        accuracy=float((pred == labels).float().mean()) if len(labels) else float("nan"),
-        loss=float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
-        num_images=int(len(labels)),
-        classes=list(classes),
-        per_class=(confusion.diag() / per_class_total).tolist(),
-        confusion=confusion.tolist(),
-        ece=expected_calibration_error(probs, labels),
-        probs=probs,
-    )
+    return EvalReport(split=split, num_images=len(labels), classes=list(classes),
+                      accuracy=float((pred == labels).float().mean()) if len(labels) else float("nan"),
+                      loss=float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
+                      per_class=(confusion.diag() / confusion.sum(1).clamp(min=1)).tolist(),
+                      confusion=confusion.tolist(), ece=expected_calibration_error(probs, labels), probs=probs)
 
 
 def split_logits(model: nn.Module, cfg: Config, images: torch.Tensor, device: torch.device) -> torch.Tensor:
