@@ -32,11 +32,8 @@ _ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _archive_sha256(path: Path, cache_dir: Path) -> str:
@@ -48,11 +45,11 @@ def _archive_sha256(path: Path, cache_dir: Path) -> str:
         index = json.loads(index_path.read_text())
     except (OSError, ValueError):
         index = {}  # absent or damaged: the index is only a shortcut
-    entry = index.get(str(path)) if isinstance(index, dict) else None
+    index = index if isinstance(index, dict) else {}
+    entry = index.get(str(path))
     if isinstance(entry, dict) and {k: entry.get(k) for k in stamp} == stamp and "sha256" in entry:
         return entry["sha256"]
     digest = _file_sha256(path)
-    index = index if isinstance(index, dict) else {}
     index[str(path)] = {**stamp, "sha256": digest}
     try:
         write_json(index_path, index)
@@ -78,10 +75,7 @@ def _folder_digest(path: Path) -> str:
 def fingerprint(path: Path, cache_dir: Path) -> str:
     """Hex key of a dataset archive or folder's content (see the module docstring)."""
     path = path.resolve()
-    if path.is_dir():
-        content = f"folder\0{_folder_digest(path)}"
-    else:
-        content = f"file\0{_archive_sha256(path, cache_dir)}"
+    content = f"folder\0{_folder_digest(path)}" if path.is_dir() else f"file\0{_archive_sha256(path, cache_dir)}"
     return hashlib.sha256(f"cifarlab-arrays-v{FORMAT_VERSION}\0{content}".encode()).hexdigest()
 
 
@@ -95,17 +89,8 @@ def cache_file(cache_dir: Path, key: str) -> Path:
     return arrays_dir(cache_dir) / f"{key}.npz"
 
 
-def _valid(train_x, train_y, test_x, test_y) -> bool:
-    return all(x.dtype == np.uint8 and x.ndim == 4 and x.shape[1:] == (32, 32, 3) for x in (train_x, test_x)) \
-        and all(y.dtype == np.int64 and y.shape == (len(x),) for x, y in ((train_x, train_y), (test_x, test_y)))
-
-
 def load_arrays(path: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
-    """``((train_x, train_y, test_x, test_y), kind)`` from a cache file; None if absent or unusable.
-
-    An unusable file (truncated, damaged, wrong shapes) is reported with a
-    warning and then rebuilt by the caller.
-    """
+    """``((train_x, train_y, test_x, test_y), kind)`` from a cache file; None (with a warning if unusable) if not."""
     if not path.is_file():
         return None
     try:
@@ -115,7 +100,8 @@ def load_arrays(path: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         warnings.warn(f"{path}: ignoring unreadable cache file ({exc}); rebuilding it", stacklevel=3)
         return None
-    if not _valid(*arrays):
+    if not all(x.dtype == np.uint8 and x.ndim == 4 and x.shape[1:] == (32, 32, 3)
+               and y.dtype == np.int64 and y.shape == (len(x),) for x, y in zip(arrays[::2], arrays[1::2])):
         warnings.warn(f"{path}: ignoring cache file with unexpected arrays; rebuilding it", stacklevel=3)
         return None
     return arrays, kind
