@@ -24,20 +24,17 @@ import numpy as np
 from cifarlab.data.images import IMAGE_SUFFIXES
 from cifarlab.errors import DataError
 
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy < 2
+    from numpy.core.multiarray import _reconstruct
+
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 FOLDER = "cifar-10-batches-py"
 BATCH_FILES = (*TRAIN_BATCHES, TEST_BATCH, META)
-
-
-def _reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
 
 
 def _latin1_encode(text: str, encoding: str) -> bytes:
@@ -54,9 +51,9 @@ _ALLOWED = {
     # numpy 1 writes arrays with the first name, numpy 2 with the second.
     ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
     ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("_codecs", "encode"): lambda: _latin1_encode,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
 }
 
 
@@ -73,11 +70,10 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str):
         """Resolve only the allowed globals; refuse any other with a :class:`DataError`."""
-        factory = _ALLOWED.get((module, name))
-        if factory is None:
+        if (module, name) not in _ALLOWED:
             raise DataError(f"{self.name}: refused to load global {module}.{name} "
                             "(not part of the CIFAR-10 batch format; the file may be malicious)")
-        return factory()
+        return _ALLOWED[module, name]
 
 
 def _unpickle_dict(data: bytes, name: str, what: str) -> dict:
