@@ -42,13 +42,11 @@ def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "Training 
         y = [r["loss"] for r in steps]
         ax.plot(x, y, color="tab:blue", alpha=0.25, linewidth=0.8, label="per step")
         ax.plot(x, smooth(y, 0.98 if len(y) > 200 else 0.8), color="tab:blue", linewidth=2, label="smoothed")
-        ends = [r["step"] for i, r in enumerate(steps[:-1]) if steps[i + 1]["epoch"] != r["epoch"]]
-        for end in ends:
-            ax.axvline(end, color="grey", linewidth=0.5, linestyle=":")
+        for r, after in zip(steps, steps[1:]):
+            if after["epoch"] != r["epoch"]:
+                ax.axvline(r["step"], color="grey", linewidth=0.5, linestyle=":")
         ax.legend()
-    ax.set_xlabel("optimizer step (dotted lines: epoch ends)")
-    ax.set_ylabel("cross-entropy loss")
-    ax.set_title(title)
+    ax.set(xlabel="optimizer step (dotted lines: epoch ends)", ylabel="cross-entropy loss", title=title)
     ax.grid(alpha=0.3)
     save_figure(fig, path)
 
@@ -65,9 +63,7 @@ def plot_accuracy(records: list[dict[str, Any]], path: Path, test_acc: float | N
     if test_acc is not None and x:
         ax.scatter([x[-1]], [100 * test_acc], marker="*", s=160, color="tab:red", zorder=3,
                    label=f"test (final): {test_acc:.2%}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Accuracy per epoch")
+    ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy per epoch")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     save_figure(fig, path)
@@ -82,13 +78,9 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
-                    color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.5 else "black")
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
     fig.colorbar(im, ax=ax, label="share of the true class")
     save_figure(fig, path)
 

@@ -23,9 +23,8 @@ def plot_robustness(result: dict[str, Any], path: Path) -> None:
     ax.plot([0] + [int(s) for s in first], [100 * result["clean"]] + mean_per_severity, color="black",
             linewidth=3, label=f"mean: {result['mean']:.2%}")
     ax.set_xticks(range(0, 6), ["clean", "1", "2", "3", "4", "5"])
-    ax.set_xlabel("severity")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"Accuracy under CIFAR-10-C-style corruptions (clean {result['clean']:.2%})")
+    ax.set(xlabel="severity", ylabel="test accuracy (%)",
+           title=f"Accuracy under CIFAR-10-C-style corruptions (clean {result['clean']:.2%})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2, loc="lower left")
     save_figure(fig, Path(path))

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.errors import CifarlabError, ConfigError
-from cifarlab.reporting.tables import ACCURACIES
+from cifarlab.fileio import write_json, write_text
+from cifarlab.reporting.tables import ACCURACIES, format_rows, legend
 from cifarlab.rundir import RunDir
 
 # The write-up's columns, then what only a tool keeps track of.
@@ -21,18 +22,14 @@ COLUMNS = ["label", "lr", "batch size", "epochs", "arch", "optimizer", "regulari
            "normalization", "val acc", "test acc", "writeup acc", "params", "wall time", "device", "seed", "status"]
 
 
-def _network_facts(model: dict[str, Any], arch: dict[str, Any] | None) -> dict[str, Any]:
-    """Arch, activation, normalization and dropout from the architecture facts the run recorded."""
+def _arch(model: dict[str, Any], arch: dict[str, Any] | None) -> str:
     name = "custom" if model.get("layers") is not None else model["name"]
-    if arch is None:  # a run from before runs recorded them
-        return {"arch": name, "activation": "?", "normalization": "?", "dropout": 0.0}
+    if arch is None:  # a run from before runs recorded the architecture's facts
+        return name
     if name in ("seed", "seedlike", "custom"):
-        text = f"{arch['conv']}-{arch['fc']}" if name != "custom" else f"custom {arch['conv']}-{arch['fc']}"
-    else:
-        args = ", ".join(f"{k}={v}" for k, v in (model.get("args") or {}).items())
-        text = f"{name} ({args})" if args else name
-    return {"arch": text, "activation": arch["activation"], "normalization": arch["normalization"],
-            "dropout": arch.get("dropout", 0.0)}
+        return f"{'custom ' if name == 'custom' else ''}{arch['conv']}-{arch['fc']}"
+    args = ", ".join(f"{k}={v}" for k, v in (model.get("args") or {}).items())
+    return f"{name} ({args})" if args else name
 
 
 def _optimizer(optim: dict[str, Any]) -> str:
@@ -70,15 +67,15 @@ def row_from_record(record: dict[str, Any], run: str) -> dict[str, Any]:
     """The table row of a run from its :func:`read_run` record; ``run`` names where it lives."""
     cfg, summary, sweep = record["config"], record["summary"], record["sweep"]
     name = Path(run).name
-    facts = _network_facts(cfg["model"], summary.get("arch"))
+    facts = summary.get("arch") or {"activation": "?", "normalization": "?"}
     return {
         "label": sweep.get("label", name),
         "lr": cfg["optim"]["muon_lr"] if cfg["optim"]["name"] == "muon" else cfg["optim"]["lr"],
         "batch size": cfg["train"]["batch_size"],
         "epochs": cfg["train"]["epochs"],
-        "arch": facts["arch"],
+        "arch": _arch(cfg["model"], summary.get("arch")),
         "optimizer": _optimizer(cfg["optim"]),
-        "regularization": _regularization(cfg, facts["dropout"]),
+        "regularization": _regularization(cfg, facts.get("dropout", 0.0)),
         "activation": facts["activation"],
         "normalization": facts["normalization"],
         "val acc": summary.get("val_acc"),
@@ -109,9 +106,8 @@ def collect_runs(root: str | Path) -> list[dict[str, Any]]:
 def column(name: str) -> str:
     """The column ``name`` names, with ``_`` or ``-`` for spaces (``val_acc``); ConfigError if none."""
     wanted = name.strip().lower().replace("_", " ").replace("-", " ")
-    for col in COLUMNS + ["run"]:
-        if col == wanted:
-            return col
+    if wanted in COLUMNS + ["run"]:
+        return wanted
     raise ConfigError(f"--sort {name!r}: no such column; columns: {', '.join(COLUMNS)}")
 
 
@@ -133,9 +129,8 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "val acc") -> list[dict[str
 def columns_for(rows: list[dict[str, Any]], *, test: bool = True) -> list[str]:
     """The columns worth showing: ``writeup acc`` only where some row has one, beside ``test acc``.
 
-    ``test=False`` is the table that ranks on validation: it shows neither test
-    accuracy nor the write-up's (a test accuracy too), which go to
-    :mod:`cifarlab.reporting.writeup`'s comparison instead.
+    ``test=False`` (a table that ranks on validation) leaves out both test accuracies, ours and the
+    write-up's: :mod:`cifarlab.reporting.writeup` compares those apart.
     """
     shown = [c for c in COLUMNS if c != "writeup acc" or any(r.get("writeup acc") is not None for r in rows)]
     return shown if test else [c for c in shown if c not in ("test acc", "writeup acc")]
@@ -199,9 +194,7 @@ def describe_best(best: dict[str, Any] | None) -> str:
 
 def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, Any] | None, title: str) -> None:
     """A sweep's ``results.csv`` (every trial), ``results.md`` (its table and best trial) and plots."""
-    from cifarlab.fileio import write_json, write_text
-    from cifarlab.reporting.sweep_plots import write_sweep_plots
-    from cifarlab.reporting.tables import format_rows, legend
+    from cifarlab.reporting.sweep_plots import write_sweep_plots  # matplotlib: only when writing, never to list
     from cifarlab.reporting.writeup import format_comparison, plot_comparison
 
     write_text(sweep_dir / "results.csv", format_rows(sort_rows(rows), columns_for(rows) + ["run"], "csv"))

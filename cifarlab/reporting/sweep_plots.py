@@ -43,9 +43,7 @@ def plot_trials(rows: list[dict[str, Any]], path: Path) -> None:
     if any(c == "tab:gray" for c in colors):
         ax.bar([], [], color="tab:gray", label="pruned, diverged or unfinished")
     ax.set_xticks(x, [r["label"] for r in rows], rotation=60, ha="right", fontsize=8)
-    ax.set_xlabel("trial")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Validation accuracy per trial")
+    ax.set(xlabel="trial", ylabel="accuracy (%)", title="Validation accuracy per trial")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     save_figure(fig, path)
@@ -60,8 +58,7 @@ def plot_parameters(rows: list[dict[str, Any]], path: Path) -> None:
             and len({str(_lookup(cfg, k)) for _, cfg in resolved if cfg}) > 1]  # a panel needs a spread
     if not keys:
         return
-    cols = min(3, len(keys))
-    nrows = math.ceil(len(keys) / cols)
+    cols, nrows = min(3, len(keys)), math.ceil(len(keys) / 3)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.5 * cols, 3.8 * nrows), squeeze=False)
     for ax, key in zip(axes.flat, keys):
         points = [(_lookup(cfg, key), r["val acc"]) for (_, cfg), r in zip(resolved, rows)
@@ -78,8 +75,7 @@ def plot_parameters(rows: list[dict[str, Any]], path: Path) -> None:
             ax.set_xscale("log")
         elif numeric and all(isinstance(v, int) for v in values):  # epochs, batch sizes: no 1.25 ticks
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(key)
-        ax.set_ylabel("validation accuracy (%)")
+        ax.set(xlabel=key, ylabel="validation accuracy (%)")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
@@ -98,9 +94,7 @@ def plot_best_curves(rows: list[dict[str, Any]], path: Path, top: int = 3) -> No
         ax.plot([e["epoch"] for e in epochs], [100 * e["val_acc"] for e in epochs], marker="o",
                 label=f"{row['label']} ({row['val acc']:.1%})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title(f"Learning curves of the best {len(best)} trials")
+    ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title=f"Learning curves of the best {len(best)} trials")
     ax.grid(alpha=0.3)
     if best:
         ax.legend()

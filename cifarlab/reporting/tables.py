@@ -24,7 +24,8 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
-def _cell(row: dict[str, Any], column: str) -> str:
+def cell_text(row: dict[str, Any], column: str) -> str:
+    """``row``'s ``column`` as the text and Markdown tables show it."""
     value = row.get(column)
     if value is None:
         return "-"
@@ -54,7 +55,7 @@ def format_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str = "tabl
         writer.writerow(columns)
         writer.writerows(["" if r.get(c) is None else r.get(c) for c in columns] for r in rows)
         return buf.getvalue()
-    cells = [[_cell(r, c) for c in columns] for r in rows]
+    cells = [[cell_text(r, c) for c in columns] for r in rows]
     if fmt == "markdown":
         def line(values: list[str]) -> str:
             return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
@@ -62,10 +63,9 @@ def format_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str = "tabl
         return "\n".join([line(columns), "|" + "|".join("---" for _ in columns) + "|"] + [line(r) for r in cells])
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
-    return "\n".join(lines)
+    widths = [max(map(len, texts)) for texts in zip(columns, *cells)]
+    lines = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
 
 
 def legend(rows: list[dict[str, Any]]) -> str:

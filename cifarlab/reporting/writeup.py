@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cifarlab.reporting.plots import plt, save_figure
+from cifarlab.reporting.tables import format_rows
 
 NOTE = "for comparison with the write-up, not for selection (the write-up picked its rows on the test set)"
 COLUMNS = ["label", "writeup acc", "test acc", "difference"]
@@ -28,15 +29,11 @@ def comparison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def format_comparison(rows: list[dict[str, Any]], fmt: str = "table") -> str:
     """The comparison table of :func:`comparison_rows`, headed by its note; ``""`` when no row has one."""
-    from cifarlab.reporting.tables import format_rows
-
     compared = comparison_rows(rows)
     if not compared:
         return ""
     table = format_rows(compared, COLUMNS, fmt)
-    if fmt in ("csv", "json"):
-        return table
-    return f"Beside the write-up, {NOTE}:\n\n{table}"
+    return table if fmt in ("csv", "json") else f"Beside the write-up, {NOTE}:\n\n{table}"
 
 
 def plot_comparison(rows: list[dict[str, Any]], path: Path) -> bool:
@@ -47,8 +44,7 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.4, 6.0))
     xs = [100 * r["writeup acc"] for r in points]
     ys = [100 * r["test acc"] for r in points]
-    lo = max(0.0, min(xs + ys) - 5)
-    hi = min(100.0, max(xs + ys) + 5)
+    lo, hi = max(0.0, min(xs + ys) - 5), min(100.0, max(xs + ys) + 5)
     ax.plot([lo, hi], [lo, hi], color="grey", linestyle="--", linewidth=1, label="same accuracy")
     ax.scatter(xs, ys, color="tab:blue", zorder=3)
     # Rows often land on or near the same point (e.g. at chance): one short label per whole-percent
@@ -59,11 +55,8 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path) -> bool:
     for i, ((x, y), labels) in enumerate(sorted(names.items())):  # neighbours alternate above and below
         ax.annotate(", ".join(labels), (x, y), textcoords="offset points", xytext=(3, 5 if i % 2 else -11),
                     fontsize=7)
-    ax.set_xlim(lo, hi)
-    ax.set_ylim(lo, hi)
-    ax.set_aspect("equal")
-    ax.set_xlabel("write-up's test accuracy (%)")
-    ax.set_ylabel("cifarlab's test accuracy, same row (%)")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal", xlabel="write-up's test accuracy (%)",
+           ylabel="cifarlab's test accuracy, same row (%)")
     ax.set_title("Beside the write-up: for comparison, not for selection", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)

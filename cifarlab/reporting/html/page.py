@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display on servers or in CI
-import matplotlib.pyplot as plt  # noqa: E402
+from cifarlab.errors import first_line
+from cifarlab.reporting.plots import plt
 
 _STYLE = """
 .cl-report { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330; max-width: 1100px;
@@ -136,6 +136,14 @@ def png_img(data: bytes, alt: str, css_class: str = "plot") -> str:
     return f'<img class="{css_class}" alt="{esc(alt)}" src="data:image/png;base64,{encoded}">'
 
 
+def plotted(plot: Callable[..., None], *args: Any, **kwargs: Any) -> bytes | None:
+    """The PNG a file-writing plot of :mod:`cifarlab.reporting`, ``plot(*args, path, **kwargs)``, draws, or None."""
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "plot.png"
+        plot(*args, target, **kwargs)
+        return target.read_bytes() if target.is_file() else None
+
+
 def figure_img(fig, alt: str) -> str:
     """A matplotlib figure as an inline PNG ``<img>``; the figure is closed."""
     buf = io.BytesIO()
@@ -148,7 +156,7 @@ def figure_img(fig, alt: str) -> str:
 
 @dataclass
 class Section:
-    """One titled part of a report."""
+    """One titled part of a report; ``body`` is HTML."""
 
     title: str
     body: str
@@ -165,14 +173,12 @@ def guarded(title: str, build: Callable[..., str], *args: Any) -> Section:
     A report is most wanted when a run went wrong, so no single section may take
     the page down with it.
     """
-    from cifarlab.errors import first_line
-
     try:
         return Section(title, build(*args))
     except Exception as exc:  # noqa: BLE001 - any failure of one section leaves the others standing
-        warnings.warn(f"report section {title!r} could not be drawn: {type(exc).__name__}: {first_line(exc)}",
-                      stacklevel=2)
-        return Section(title, note(f"This section could not be drawn: {type(exc).__name__}: {first_line(exc)}"))
+        problem = f"{type(exc).__name__}: {first_line(exc)}"
+        warnings.warn(f"report section {title!r} could not be drawn: {problem}", stacklevel=2)
+        return Section(title, note(f"This section could not be drawn: {problem}"))
 
 
 def fragment(title: str, subtitle: str, sections: Sequence[Section]) -> str:

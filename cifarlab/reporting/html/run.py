@@ -9,14 +9,15 @@ from __future__ import annotations
 import io
 import json
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from cifarlab.reporting.html.page import Section, cell, facts, figure_img, note, png_img, pre, table
+from cifarlab.errors import CifarlabError, first_line
+from cifarlab.reporting.html.page import Section, cell, facts, figure_img, guarded, note, plotted, png_img, pre, table
+from cifarlab.reporting.plots import plot_accuracy, plot_confusion, plot_loss, plt
 from cifarlab.rundir import RunDir
 
 GALLERY_SIZE = 24  # most confident mistakes shown
@@ -39,7 +40,6 @@ class RunView:
     def read(cls, path: str | Path) -> "RunView":
         """Read the run at ``path`` through :class:`RunDir`, tolerating every missing or broken file."""
         from cifarlab.data.official import CLASSES
-        from cifarlab.errors import CifarlabError, first_line
 
         run = RunDir(path)
         config, config_problem, predictions, predictions_problem = None, None, None, None
@@ -54,11 +54,6 @@ class RunView:
         except Exception as exc:  # noqa: BLE001 - a torn or foreign file: safetensors raises its own error types
             predictions_problem = f"{type(exc).__name__}: {first_line(exc)}"
         return cls(run, run.summary(), config, config_problem, predictions, predictions_problem, list(CLASSES))
-
-    @property
-    def name(self) -> str:
-        """The run directory's name."""
-        return Path(self.run.path).name
 
     def correct(self) -> np.ndarray:
         """Per test image: whether the saved prediction is right."""
@@ -76,14 +71,6 @@ def _missing_predictions(view: RunView) -> str:
                 "so this section cannot be drawn.")
 
 
-def _plot_png(plot: Callable[..., None], *args: Any, **kwargs: Any) -> bytes:
-    """The PNG a ``cifarlab.reporting.plots`` function writes, as bytes (it only writes files)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "plot.png"
-        plot(*args, target, **kwargs)
-        return target.read_bytes()
-
-
 def _duration(seconds: Any) -> str:
     if not isinstance(seconds, (int, float)):
         return "-"
@@ -93,9 +80,6 @@ def _duration(seconds: Any) -> str:
 
 def _pct(value: Any) -> str:
     return f"{value:.2%}" if isinstance(value, (int, float)) and not math.isnan(value) else "-"
-
-
-# --------------------------------------------------------------------------- sections
 
 
 def header(view: RunView) -> str:
@@ -138,16 +122,13 @@ def header(view: RunView) -> str:
 
 def curves(view: RunView) -> str:
     """Loss per step (raw and smoothed) and accuracy per epoch, as the trainer's own plots draw them."""
-    from cifarlab.reporting.plots import plot_accuracy, plot_loss
-
     records = view.run.metrics()  # read once: a skipped line is warned about once
     steps = [r for r in records if r.get("type") == "step"]
     epochs = [r for r in records if r.get("type") == "epoch"]
     if not steps and not epochs:
         return note(f"No training records in {RunDir.METRICS}: no epoch has finished yet.")
-    loss = png_img(_plot_png(plot_loss, steps), "training loss per step")
-    accuracy = png_img(_plot_png(plot_accuracy, epochs, test_acc=view.summary.get("test_acc")),
-                       "accuracy per epoch")
+    loss = png_img(plotted(plot_loss, steps), "training loss per step")
+    accuracy = png_img(plotted(plot_accuracy, epochs, test_acc=view.summary.get("test_acc")), "accuracy per epoch")
     return f'<div class="pair">{loss}{accuracy}</div>'
 
 
@@ -184,19 +165,17 @@ def per_class(view: RunView) -> str:
 def confusion(view: RunView) -> str:
     """The confusion matrix heatmap."""
     from cifarlab.evaluation.scores import confusion_matrix
-    from cifarlab.reporting.plots import plot_confusion
 
     if view.predictions is None:
         return _missing_predictions(view)
     p = view.predictions
     matrix = confusion_matrix(p["label"], p["probs"].argmax(1), len(view.classes))
-    return png_img(_plot_png(plot_confusion, matrix.tolist(), view.classes), "confusion matrix", "plot narrow")
+    return png_img(plotted(plot_confusion, matrix.tolist(), view.classes), "confusion matrix", "plot narrow")
 
 
 def calibration(view: RunView) -> str:
     """ECE over 15 bins and the reliability diagram with the images per bin."""
     from cifarlab.evaluation.calibration import reliability_bins
-    from cifarlab.reporting.plots import plt
 
     if view.predictions is None:
         return _missing_predictions(view)
@@ -230,11 +209,10 @@ def calibration(view: RunView) -> str:
     return text + figure_img(fig, "reliability diagram")
 
 
-def _test_images(view: RunView, indices: np.ndarray) -> tuple[np.ndarray | None, str | None]:
-    """The test images at ``indices`` from the run's dataset (decoded once, then cached), or None and why not."""
+def _test_images(view: RunView, chosen: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """The test images of the predictions at ``chosen`` (from the run's dataset, then cached), or None and why not."""
     from cifarlab.data import default_cache_dir, load_dataset
     from cifarlab.data.download import FILENAME
-    from cifarlab.errors import CifarlabError, first_line
 
     if view.config is None:
         return None, "the run's config is unreadable, so its dataset is unknown"
@@ -245,17 +223,11 @@ def _test_images(view: RunView, indices: np.ndarray) -> tuple[np.ndarray | None,
         data = load_dataset(path, progress=False)
     except (CifarlabError, OSError) as exc:
         return None, f"the run's dataset cannot be loaded ({first_line(exc)})"
-    labels = view.predictions["label"]
+    indices = view.predictions["index"][chosen]
     if len(indices) and (indices.max() >= len(data.test_labels)
-                         or not np.array_equal(data.test_labels[indices], labels[_positions(view, indices)])):
+                         or not np.array_equal(data.test_labels[indices], view.predictions["label"][chosen])):
         return None, f"the test images at {path} are not the ones this run was tested on"
     return data.test_images[indices], None
-
-
-def _positions(view: RunView, indices: np.ndarray) -> np.ndarray:
-    """Where test-set ``indices`` sit in the predictions."""
-    order = np.argsort(view.predictions["index"], kind="stable")
-    return order[np.searchsorted(view.predictions["index"], indices, sorter=order)]
 
 
 def mistakes(view: RunView) -> str:
@@ -272,7 +244,7 @@ def mistakes(view: RunView) -> str:
     chosen = wrong[np.argsort(-confidence[wrong], kind="stable")][:GALLERY_SIZE]
     intro = (f"<p>The {len(chosen)} test images the model got wrong with the highest confidence "
              f"({len(wrong):,} mistakes in all).</p>")
-    images, problem = _test_images(view, p["index"][chosen])
+    images, problem = _test_images(view, chosen)
     if images is None:
         return intro + note(f"No thumbnails: {problem}.") + table(
             ["test image", "true class", "predicted", "probability"],
@@ -292,22 +264,19 @@ def mistakes(view: RunView) -> str:
 
 def robustness(view: RunView) -> str:
     """Accuracy per corruption and severity, when ``cifarlab evaluate RUN --corruptions`` has saved it."""
-    from cifarlab.reporting.plots import plt
-
     result = view.run.robustness()
     if not result:
         return note(f"Not computed: `cifarlab evaluate {view.run.path} --corruptions` measures it "
                     f"and saves {RunDir.ROBUSTNESS}.")
-    table_rows, fig = [], None
+    table_rows = []
     corruptions = result.get("corruptions", {})
     severities = sorted({int(k) for accs in corruptions.values() for k in accs})
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for name, accs in corruptions.items():
         by_severity = {int(k): v for k, v in accs.items()}
         values = [by_severity.get(k) for k in severities]
-        table_rows.append([name] + [cell(v, _pct(v)) for v in values]
-                          + [cell(float(np.mean([v for v in values if v is not None])),
-                                  _pct(np.mean([v for v in values if v is not None])))])
+        mean = float(np.mean([v for v in values if v is not None]))
+        table_rows.append([name] + [cell(v, _pct(v)) for v in values] + [cell(mean, _pct(mean))])
         ax.plot(severities, [100 * v if v is not None else np.nan for v in values], marker="o", label=name)
     if result.get("clean") is not None:
         ax.axhline(100 * result["clean"], color="black", linestyle="--", label="clean test images")
@@ -348,8 +317,6 @@ SECTIONS: list[tuple[str, Callable[[RunView], str]]] = [
 
 def run_sections(path: str | Path) -> tuple[str, str, list[Section]]:
     """Title, subtitle and sections of the report of the run at ``path``."""
-    from cifarlab.reporting.html.page import guarded
-
     view = RunView.read(path)
     subtitle = f"Run directory {Path(view.run.path).resolve()}"
-    return f"Run {view.name}", subtitle, [guarded(title, build, view) for title, build in SECTIONS]
+    return f"Run {Path(view.run.path).name}", subtitle, [guarded(title, build, view) for title, build in SECTIONS]

@@ -8,22 +8,19 @@ runs is no selection, so its table shows test accuracy beside the rest.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cifarlab.reporting.html.page import Cell, Section, cell, esc, guarded, note, png_img, table
-from cifarlab.reporting.runs import (
-    ACCURACIES,
-    aggregate_repeats,
-    best_row,
-    collect_runs,
-    columns_for,
-    describe_best,
-    is_repeated,
-    sort_rows,
-)
+from cifarlab.reporting.html.page import Cell, Section, cell, esc, guarded, note, plotted, png_img, table
+from cifarlab.reporting.runs import (aggregate_repeats, best_row, collect_runs, columns_for, describe_best,
+                                     is_repeated, sort_rows)
+from cifarlab.reporting.sweep_plots import plot_best_curves, plot_parameters, plot_trials
+from cifarlab.reporting.tables import ACCURACIES, cell_text, legend
+from cifarlab.reporting.writeup import NOTE, comparison_rows, plot_comparison
 from cifarlab.rundir import RunDir
+
 
 @dataclass
 class RunsView:
@@ -44,20 +41,11 @@ class RunsView:
         return cls(root, rows, planned or any((Path(r["run"]) / RunDir.SWEEP).is_file() for r in rows))
 
 
-def _plot_png(plot: Callable[..., None], rows: list[dict[str, Any]]) -> bytes | None:
-    """The PNG a ``cifarlab.reporting.sweep_plots`` function writes, or None when it draws nothing."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "plot.png"
-        plot(rows, target)
-        return target.read_bytes() if target.is_file() else None
-
-
-def _text(row: dict[str, Any], column: str) -> str:
-    from cifarlab.reporting.tables import _cell  # the runs table's own formatting: %, ± std, durations
-
-    return _cell(row, column)
+def _cells(row: dict[str, Any], columns: list[str]) -> list[Cell | str]:
+    """``row``'s cells as the runs table formats them (%, ± std, durations); numbers sort as numbers."""
+    numeric = ACCURACIES + ("wall time",)
+    return [cell(row.get(c), cell_text(row, c)) if c in numeric or isinstance(row.get(c), (int, float))
+            else cell_text(row, c) for c in columns]
 
 
 def _report_link(view: RunsView, row: dict[str, Any]) -> Cell:
@@ -68,30 +56,23 @@ def _report_link(view: RunsView, row: dict[str, Any]) -> Cell:
     return Cell(f'<a href="{esc(Path(href).as_posix())}">report</a>')
 
 
-# --------------------------------------------------------------------------- sections
-
-
 def overview(view: RunsView) -> str:
     """How many runs in which state, and the best one with its test accuracy, stated once."""
-    statuses: dict[str, int] = {}
-    for row in view.rows:
-        statuses[str(row.get("status"))] = statuses.get(str(row.get("status")), 0) + 1
+    statuses = Counter(str(row.get("status")) for row in view.rows)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     kind = "trials" if view.is_sweep else "runs"
-    best = describe_best(best_row(view.rows)).replace("\n", "<br>")
-    unfinished = sum(n for s, n in statuses.items() if s != "completed")
+    best = "<br>".join(esc(line) for line in describe_best(best_row(view.rows)).splitlines())
+    unfinished = len(view.rows) - statuses["completed"]
     warning = note(f"{unfinished} of the {len(view.rows)} {kind} did not complete (still running, pruned, "
                    "diverged or died): they are listed, but only completed ones can be the best.") if unfinished else ""
     return (f"<p>{len(view.rows)} {kind} ({counts}) under {esc(view.root.resolve())}.</p>{warning}"
-            f"<p><b>{esc(best).replace('&lt;br&gt;', '<br>')}</b></p>")
+            f"<p><b>{best}</b></p>")
 
 
 def runs_table(view: RunsView) -> str:
     """Every run, one row each, sortable by clicking a column header."""
     columns = columns_for(view.rows, test=not view.is_sweep)
-    rows = [[cell(r.get(c), _text(r, c)) if c in ACCURACIES or isinstance(r.get(c), (int, float))
-             else _text(r, c) for c in columns] + [_report_link(view, r)]
-            for r in sort_rows(view.rows)]
+    rows = [_cells(r, columns) + [_report_link(view, r)] for r in sort_rows(view.rows)]
     intro = ("<p>Ranked on validation accuracy; click a column header to sort by it. "
              + ("Test accuracy is left out: it is reported once, for the best trial, above.</p>"
                 if view.is_sweep else "</p>"))
@@ -100,52 +81,39 @@ def runs_table(view: RunsView) -> str:
 
 def repeats(view: RunsView) -> str:
     """Mean ± standard deviation over seeds for each configuration that was repeated."""
-    from cifarlab.reporting.tables import legend
-
     if not is_repeated(view.rows):
         return "<p>No configuration was run with more than one seed.</p>"
     groups = sort_rows(aggregate_repeats(view.rows))
     columns = ["label", "seed", "val acc"] + ([] if view.is_sweep else ["test acc"]) + ["wall time", "status"]
-    rows = [[cell(r.get(c), _text(r, c)) if c in ("val acc", "test acc", "wall time") else _text(r, c)
-             for c in columns] for r in groups]
-    return table(columns, rows, sortable=True) + f"<p>{esc(legend(groups))}</p>"
+    return table(columns, [_cells(r, columns) for r in groups], sortable=True) + f"<p>{esc(legend(groups))}</p>"
 
 
 def settings(view: RunsView) -> str:
     """Validation accuracy against each setting the runs vary."""
-    from cifarlab.reporting.sweep_plots import plot_parameters
-
-    png = _plot_png(plot_parameters, view.rows)
+    png = plotted(plot_parameters, view.rows)
     return png_img(png, "validation accuracy against each swept setting") if png else \
         "<p>No setting varies across these runs (apart from the seed).</p>"
 
 
 def per_trial(view: RunsView) -> str:
     """Validation accuracy of every run, in plan order."""
-    from cifarlab.reporting.sweep_plots import plot_trials
-
-    return png_img(_plot_png(plot_trials, view.rows), "validation accuracy per trial")
+    return png_img(plotted(plot_trials, view.rows), "validation accuracy per trial")
 
 
 def best_curves(view: RunsView) -> str:
     """Validation accuracy per epoch of the best runs."""
-    from cifarlab.reporting.sweep_plots import plot_best_curves
-
     if not any(r.get("val acc") is not None for r in view.rows):
         return note("No run has a validation accuracy yet.")
-    return png_img(_plot_png(plot_best_curves, view.rows), "learning curves of the best trials")
+    return png_img(plotted(plot_best_curves, view.rows), "learning curves of the best trials")
 
 
 def writeup_comparison(view: RunsView) -> str:
     """The write-up's accuracy beside our test accuracy, row by row: context, never a ranking."""
-    from cifarlab.reporting.writeup import NOTE, comparison_rows, plot_comparison
-
-    compared = comparison_rows(view.rows)
     rows = [[r["label"], cell(r["writeup acc"], f"{r['writeup acc']:.2%}"),
-             cell(r["test acc"], _text(r, "test acc")),
+             cell(r["test acc"], cell_text(r, "test acc")),
              cell(r["difference"], "-" if r["difference"] is None else f"{100 * r['difference']:+.2f} points")]
-            for r in compared]
-    png = _plot_png(plot_comparison, view.rows)
+            for r in comparison_rows(view.rows)]
+    png = plotted(plot_comparison, view.rows)
     return (note(f"Test accuracies, {NOTE}.")
             + table(["label", "write-up accuracy", "our test accuracy (same row)", "difference"], rows,
                     sortable=True)
