@@ -6,11 +6,8 @@ A model config may describe its network inline instead of naming a registered on
       layers:
         - conv: {out: 32, kernel: 3, padding: 1}
         - relu
-        - batchnorm
-        - maxpool: {kernel: 2}
         - residual:
             - conv: {out: 32, kernel: 3, padding: 1}
-            - relu
         - adaptiveavgpool: {size: [2, 2]}
         - flatten
         - linear: {out: 10}
@@ -18,25 +15,24 @@ A model config may describe its network inline instead of naming a registered on
 Each entry is a bare type (``relu``) or a one-key mapping ``type: {fields}``; any
 entry may carry ``name:`` (inside its fields or beside the type). Unnamed layers
 get ``conv1, relu1, bn1, pool1, fc1, ...`` (numbered across the whole network);
-a residual block's layers are its children (``res1.conv3``). In-channels and in-features are
-inferred from the tracked shape; an explicit ``in:`` on a linear layer is checked
-against it. Every problem is a :class:`ModelError` naming the layer by position,
-type and name, e.g. ``layer 7 (linear fc1): in-features 4096 do not match the
-incoming 512x2x2=2048; in-features 2048 would fit``.
+a residual block's layers are its children (``res1.conv3``). An explicit ``in:``
+on a linear layer is checked against the tracked shape. Every problem is a
+:class:`ModelError` naming the layer by position, type and name, e.g. ``layer 7
+(linear fc1): in-features 4096 do not match the incoming 512x2x2=2048; in-features 2048 would fit``.
 
 :data:`LAYERS` is the one table of layer types: each type's fields with their
-defaults (the required ones have none), its default name stem and its builder.
-A new layer type is one builder and one row there.
+defaults, its default name stem and its builder. A new layer type is one builder and one row there.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import count
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn as nn
@@ -48,11 +44,7 @@ Shape = tuple[int, ...]
 
 
 class Residual(nn.Sequential):
-    """``x + layers(x)``: a sequence whose output shape equals its input's.
-
-    A ``Sequential`` subclass, so its children are named directly under the
-    block (``res1.conv3``) in state dicts, inspection rows and error messages.
-    """
+    """``x + layers(x)``: a ``Sequential``, so its children are named under the block (``res1.conv3``)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + super().forward(x)
@@ -70,77 +62,55 @@ class ShapeError:
 
 
 # ---------------------------------------------------------------- field readers
-# Each reader checks one field value and returns it in the form the builders use.
+Reader = Callable[[Any, str, str], Any]  # (value, where, field name) -> the value as the builders use it
 
-Reader = Callable[[Any, str, str], Any]  # (value, where, field name) -> checked value
+
+def _check(ok: bool, where: str, key: str, must: str, value: Any) -> None:
+    if not ok:
+        raise ModelError(f"{where}: field '{key}' must be {must}, got {value!r}")
 
 
 def _int(minimum: int) -> Reader:
     def read(value: Any, where: str, key: str) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ModelError(f"{where}: field '{key}' must be an integer, got {value!r}")
-        if value < minimum:
-            raise ModelError(f"{where}: field '{key}' must be >= {minimum}, got {value}")
+        _check(type(value) is int, where, key, "an integer", value)
+        _check(value >= minimum, where, key, f">= {minimum}", value)
         return value
     return read
 
 
 def _pair(minimum: int) -> Reader:
     def read(value: Any, where: str, key: str) -> tuple[int, int]:
-        vals = value if isinstance(value, (list, tuple)) else [value, value]
-        if len(vals) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
-            raise ModelError(f"{where}: field '{key}' must be an integer or [h, w], got {value!r}")
-        if any(v < minimum for v in vals):
-            raise ModelError(f"{where}: field '{key}' must be >= {minimum}, got {value!r}")
-        return int(vals[0]), int(vals[1])
+        vals = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
+        _check(len(vals) == 2 and all(type(v) is int for v in vals), where, key, "an integer or [h, w]", value)
+        _check(min(vals) >= minimum, where, key, f">= {minimum}", value)
+        return vals
     return read
 
 
-def _num(lo: float, hi: float | None = None) -> Reader:
+def _num(lo: float, hi: float = math.inf) -> Reader:
     def read(value: Any, where: str, key: str) -> float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ModelError(f"{where}: field '{key}' must be a number, got {value!r}")
-        if value < lo or (hi is not None and value > hi):
-            rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
-            raise ModelError(f"{where}: field '{key}' must be {rng}, got {value}")
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, key, "a number", value)
+        _check(not (value < lo or value > hi), where, key, f"in [{lo}, {hi}]" if hi < math.inf else f">= {lo}", value)
         return float(value)
     return read
 
 
 def _bool(value: Any, where: str, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise ModelError(f"{where}: field '{key}' must be true or false, got {value!r}")
-    return value
-
-
-def _layer_list(value: Any, where: str, key: str) -> list:
-    if not value:
-        raise ModelError(f"{where}: expected a non-empty list of layers")
+    _check(isinstance(value, bool), where, key, "true or false", value)
     return value
 
 
 REQUIRED = object()  # the default of a field that must be given
 
 
-@dataclass(frozen=True)
-class Field:
-    """One field of a layer type: its reader and default (``REQUIRED``, or None when the builder derives it)."""
+class Field(NamedTuple):
+    """One field of a layer type: its reader and default (as read; None when the builder derives it)."""
 
     read: Reader
     default: Any = REQUIRED
 
 
 # ---------------------------------------------------------------- building
-
-
-@dataclass
-class _Build:
-    """One whole build: layer names taken so far and, when lenient, the sizes that could not connect."""
-
-    lenient: bool
-    counters: dict[str, int] = field(default_factory=dict)
-    used: set[str] = field(default_factory=set)
-    errors: list[ShapeError] = field(default_factory=list)
 
 
 @dataclass
@@ -157,11 +127,9 @@ class Layer:
     _reported: bool = False
 
     def mismatch(self, message: str) -> None:
-        """A size that cannot connect. Raised; when lenient, recorded and the layer still built.
+        """A size that cannot connect. Raised; when lenient, recorded (the first per layer) and the layer built.
 
-        Every error that depends on the incoming shape goes through here (and every
-        error in the entry itself raises), so lenient mode treats them all alike.
-        A layer reports at most its first mismatch: the others follow from it.
+        Every error that depends on the incoming shape goes through here, so lenient mode treats them alike.
         """
         if not self.build.lenient:
             raise ModelError(f"{self.where}: {message}")
@@ -216,15 +184,12 @@ def _pool(cls: type[nn.Module]) -> Builder:
 
 
 def _adaptive_pool(cls: type[nn.Module]) -> Builder:
-    def build(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
-        c, _, _ = x.image()
-        return cls(f["size"]), (c, *f["size"])
-    return build
+    return lambda f, x: (cls(f["size"]), (x.image()[0], *f["size"]))
 
 
-def _same_shape(make: Callable[[dict[str, Any]], nn.Module]) -> Builder:
-    """A layer that keeps its input's shape (activations, dropout)."""
-    return lambda f, x: (make(f), x.shape)
+def _same_shape(cls: type[nn.Module]) -> Builder:
+    """A layer that keeps its input's shape (activations, dropout); its fields are ``cls``'s arguments, in order."""
+    return lambda f, x: (cls(*f.values()), x.shape)
 
 
 def _batchnorm(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
@@ -253,15 +218,14 @@ def _linear(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
 
 
 def _residual(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
-    body, shape = _build_list(f["layers"], x.build, x.shape, x.desc, prefix=f"{x.pos}.", path=f"{x.qualname}.")
+    body, shape = x.build.layers(f["layers"], x.shape, x.desc, parent=x)
     if shape != x.shape:
         x.mismatch(f"the residual body changes the shape from {fmt_shape(x.shape)} to {fmt_shape(shape)}; "
                    "it must keep it")
     return Residual(body), x.shape
 
 
-@dataclass(frozen=True)
-class LayerType:
+class LayerType(NamedTuple):
     """One row of :data:`LAYERS`: fields (in the order messages list them), default name stem, builder."""
 
     fields: dict[str, Field]
@@ -269,64 +233,58 @@ class LayerType:
     build: Builder
 
 
-_POOL = {"kernel": Field(_pair(1), 2), "stride": Field(_pair(1), None), "padding": Field(_pair(0), 0)}
-_ADAPTIVE = {"size": Field(_pair(1), 1)}
+_POOL = {"kernel": Field(_pair(1), (2, 2)), "stride": Field(_pair(1), None), "padding": Field(_pair(0), (0, 0))}
+_ADAPTIVE = {"size": Field(_pair(1), (1, 1))}
 _BIAS = Field(_bool, True)
 
 LAYERS: dict[str, LayerType] = {
-    "conv": LayerType({"out": Field(_int(1)), "kernel": Field(_pair(1)), "stride": Field(_pair(1), 1),
-                       "padding": Field(_pair(0), 0), "groups": Field(_int(1), 1), "bias": _BIAS,
-                       "dilation": Field(_pair(1), 1)}, "conv", _conv),
-    "relu": LayerType({}, "relu", _same_shape(lambda f: nn.ReLU())),
-    "gelu": LayerType({}, "gelu", _same_shape(lambda f: nn.GELU())),
-    "silu": LayerType({}, "silu", _same_shape(lambda f: nn.SiLU())),
-    "sigmoid": LayerType({}, "sigmoid", _same_shape(lambda f: nn.Sigmoid())),
-    "tanh": LayerType({}, "tanh", _same_shape(lambda f: nn.Tanh())),
-    "identity": LayerType({}, "identity", _same_shape(lambda f: nn.Identity())),
-    "leakyrelu": LayerType({"slope": Field(_num(0.0), 0.01)}, "leakyrelu",
-                           _same_shape(lambda f: nn.LeakyReLU(f["slope"]))),
+    "conv": LayerType({"out": Field(_int(1)), "kernel": Field(_pair(1)), "stride": Field(_pair(1), (1, 1)),
+                       "padding": Field(_pair(0), (0, 0)), "groups": Field(_int(1), 1), "bias": _BIAS,
+                       "dilation": Field(_pair(1), (1, 1))}, "conv", _conv),
+    "relu": LayerType({}, "relu", _same_shape(nn.ReLU)),
+    "gelu": LayerType({}, "gelu", _same_shape(nn.GELU)),
+    "silu": LayerType({}, "silu", _same_shape(nn.SiLU)),
+    "sigmoid": LayerType({}, "sigmoid", _same_shape(nn.Sigmoid)),
+    "tanh": LayerType({}, "tanh", _same_shape(nn.Tanh)),
+    "identity": LayerType({}, "identity", _same_shape(nn.Identity)),
+    "leakyrelu": LayerType({"slope": Field(_num(0.0), 0.01)}, "leakyrelu", _same_shape(nn.LeakyReLU)),
     "batchnorm": LayerType({"eps": Field(_num(0.0), 1e-5), "momentum": Field(_num(0.0, 1.0), 0.1)}, "bn", _batchnorm),
     "maxpool": LayerType(_POOL, "pool", _pool(nn.MaxPool2d)),
     "avgpool": LayerType(_POOL, "pool", _pool(nn.AvgPool2d)),
     "adaptiveavgpool": LayerType(_ADAPTIVE, "pool", _adaptive_pool(nn.AdaptiveAvgPool2d)),
     "adaptivemaxpool": LayerType(_ADAPTIVE, "pool", _adaptive_pool(nn.AdaptiveMaxPool2d)),
-    "dropout": LayerType({"p": Field(_num(0.0, 1.0), 0.5)}, "dropout", _same_shape(lambda f: nn.Dropout(f["p"]))),
+    "dropout": LayerType({"p": Field(_num(0.0, 1.0), 0.5)}, "dropout", _same_shape(nn.Dropout)),
     "flatten": LayerType({}, "flatten", _flatten),
     "linear": LayerType({"out": Field(_int(1)), "in": Field(_int(1), None), "bias": _BIAS}, "fc", _linear),
-    "residual": LayerType({"layers": Field(_layer_list)}, "res", _residual),
+    # The body is checked when the block builds it.
+    "residual": LayerType({"layers": Field(lambda value, where, key: value)}, "res", _residual),
 }
 
 
 def _parse_entry(entry: Any, pos: str) -> tuple[str, dict[str, Any], str | None]:
     """Split one list entry into (type, fields, explicit name)."""
     if isinstance(entry, str):
-        kind, fields, name = entry.strip().lower(), {}, None
+        kind, fields, name = entry, None, None
     elif isinstance(entry, dict):
         rest = dict(entry)
         name = rest.pop("name", None)
         if len(rest) != 1:
             raise ModelError(f"layer {pos}: expected one layer type per entry, got keys {sorted(map(str, entry))}")
-        kind, fields = next(iter(rest.items()))
-        kind = str(kind).strip().lower()
-        if fields is None:
-            fields = {}
-        if kind == "residual":
-            if not isinstance(fields, list):
-                raise ModelError(f"layer {pos} (residual): expected a list of layers, got {fields!r}")
-            return kind, {"layers": fields}, name
-        if not isinstance(fields, dict):
-            raise ModelError(f"layer {pos} ({kind}): fields must be a mapping, got {fields!r}")
-        fields = dict(fields)
-        if "name" in fields:
-            name = fields.pop("name")
+        [(kind, fields)] = rest.items()
     else:
         raise ModelError(f"layer {pos}: expected a layer type or a mapping, got {entry!r}")
+    kind = str(kind).strip().lower()
+    if kind == "residual":  # its value is the body's layer list
+        fields = {"layers": fields}
+    fields = {} if fields is None else fields
+    if not isinstance(fields, dict):
+        raise ModelError(f"layer {pos} ({kind}): fields must be a mapping, got {fields!r}")
+    fields = dict(fields)
+    name = fields.pop("name", name)
     if kind not in LAYERS:
         close = difflib.get_close_matches(kind, LAYERS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ModelError(f"layer {pos}: unknown layer type {kind!r}{hint}; known: {', '.join(LAYERS)}")
-    if kind == "residual" and "layers" not in fields:
-        raise ModelError(f"layer {pos} (residual): expected a list of layers")
     if name is not None and not isinstance(name, str):
         raise ModelError(f"layer {pos} ({kind}): name must be a string, got {name!r}")
     return kind, fields, name
@@ -340,35 +298,42 @@ def _read_fields(spec: LayerType, given: dict[str, Any], where: str) -> dict[str
     for key, fld in spec.fields.items():
         if fld.default is REQUIRED and key not in given:
             raise ModelError(f"{where}: missing field {key!r}")
-    return {key: fld.read(given[key], where, key) if key in given else
-            fld.default if fld.default is None else fld.read(fld.default, where, key)
+    return {key: fld.read(given[key], where, key) if key in given else fld.default
             for key, fld in spec.fields.items()}
 
 
-def _build_list(layers: Any, build: _Build, shape: Shape, desc: str, prefix: str = "",
-                path: str = "") -> tuple[OrderedDict[str, nn.Module], Shape]:
-    """Build ``layers`` on ``shape``; ``prefix`` numbers nested positions, ``path`` names nested modules."""
-    if not isinstance(layers, list) or not layers:
-        raise ModelError(f"layers: expected a non-empty list of layers, got {layers!r}")
-    modules: OrderedDict[str, nn.Module] = OrderedDict()
-    for i, entry in enumerate(layers, start=1):
-        pos = f"{prefix}{i}"
-        kind, given, name = _parse_entry(entry, pos)
-        spec = LAYERS[kind]
-        if name is None:
-            while True:
-                build.counters[spec.stem] = build.counters.get(spec.stem, 0) + 1
-                name = f"{spec.stem}{build.counters[spec.stem]}"
-                if name not in build.used:
-                    break
-        where = f"layer {pos} ({kind} {name})"
-        if name in build.used or name in modules or not name or "." in name:
-            raise ModelError(f"{where}: the name {name!r} is already used or not a valid name")
-        build.used.add(name)
-        layer = Layer(shape, desc, where, pos, f"{path}{name}", build)
-        modules[name], shape = spec.build(_read_fields(spec, given, where), layer)
-        desc = layer.out_desc or fmt_shape(shape)
-    return modules, shape
+@dataclass
+class _Build:
+    """One whole build: layer names taken so far and, when lenient, the sizes that could not connect."""
+
+    lenient: bool
+    counters: Counter[str] = field(default_factory=Counter)
+    used: set[str] = field(default_factory=set)
+    errors: list[ShapeError] = field(default_factory=list)
+
+    def layers(self, layers: Any, shape: Shape, desc: str,
+               parent: Layer | None = None) -> tuple[OrderedDict[str, nn.Module], Shape]:
+        """Build ``layers`` on ``shape``; inside ``parent`` (a residual block) positions and names nest under it."""
+        if not isinstance(layers, list) or not layers:
+            where = parent.where if parent else "layers"
+            raise ModelError(f"{where}: expected a non-empty list of layers, got {layers!r}")
+        modules: OrderedDict[str, nn.Module] = OrderedDict()
+        for i, entry in enumerate(layers, start=1):
+            pos = f"{parent.pos}.{i}" if parent else str(i)
+            kind, given, name = _parse_entry(entry, pos)
+            spec = LAYERS[kind]
+            if name is None:  # the stem's next number that no layer has taken
+                self.counters[spec.stem] = next(n for n in count(self.counters[spec.stem] + 1)
+                                                if f"{spec.stem}{n}" not in self.used)
+                name = f"{spec.stem}{self.counters[spec.stem]}"
+            where = f"layer {pos} ({kind} {name})"
+            if name in self.used or not name or "." in name:
+                raise ModelError(f"{where}: the name {name!r} is already used or not a valid name")
+            self.used.add(name)
+            layer = Layer(shape, desc, where, pos, f"{parent.qualname}.{name}" if parent else name, self)
+            modules[name], shape = spec.build(_read_fields(spec, given, where), layer)
+            desc = layer.out_desc or fmt_shape(shape)
+        return modules, shape
 
 
 def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
@@ -383,7 +348,7 @@ def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
     """
     shape = tuple(int(s) for s in input_shape)
     build = _Build(lenient)
-    modules, out = _build_list(layers, build, shape, fmt_shape(shape))
+    modules, out = build.layers(layers, shape, fmt_shape(shape))
     return nn.Sequential(modules), build.errors, out
 
 
