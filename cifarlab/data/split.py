@@ -45,8 +45,6 @@ def split_train_val(labels: np.ndarray, val_size: int, seed: int = 0) -> tuple[n
     if not 0 <= val_size < len(labels):
         raise ConfigError(f"validation size must be between 0 and {len(labels) - 1} for {len(labels)} training "
                           f"images, got {val_size}")
-    if val_size == 0:
-        return everything, np.empty(0, dtype=np.int64)
     val = _stratified_pick(everything, labels, val_size, seed)
     return np.setdiff1d(everything, val), val
 
@@ -62,8 +60,6 @@ def stratified_subset(indices: np.ndarray, labels: np.ndarray, n: int, seed: int
         raise ConfigError(f"subset size must be at least 0, got {n}")
     if n >= len(indices):
         return indices
-    if n == 0:
-        return np.empty(0, dtype=np.int64)
     return _stratified_pick(indices, np.asarray(labels), n, seed)
 
 
