@@ -154,36 +154,28 @@ def figure_img(fig, alt: str) -> str:
     return png_img(buf.getvalue(), alt)
 
 
-@dataclass
-class Section:
-    """One titled part of a report; ``body`` is HTML."""
-
-    title: str
-    body: str
-
-    def render(self) -> str:
-        """The section's HTML."""
-        anchor = "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
-        return f'<section id="{esc(anchor)}"><h2>{esc(self.title)}</h2>\n{self.body}\n</section>'
+def section(title: str, body: str) -> str:
+    """One titled part of a report, around the HTML ``body``."""
+    anchor = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+    return f'<section id="{esc(anchor)}"><h2>{esc(title)}</h2>\n{body}\n</section>'
 
 
-def guarded(title: str, build: Callable[..., str], *args: Any) -> Section:
+def guarded(title: str, build: Callable[..., str], *args: Any) -> str:
     """The section ``build(*args)`` draws; should it fail, one that says so, and a warning.
 
-    A report is most wanted when a run went wrong, so no single section may take
-    the page down with it.
+    A report is most wanted when a run went wrong, so no single section may take the page down with it.
     """
     try:
-        return Section(title, build(*args))
+        return section(title, build(*args))
     except Exception as exc:  # noqa: BLE001 - any failure of one section leaves the others standing
         problem = f"{type(exc).__name__}: {first_line(exc)}"
         warnings.warn(f"report section {title!r} could not be drawn: {problem}", stacklevel=2)
-        return Section(title, note(f"This section could not be drawn: {problem}"))
+        return section(title, note(f"This section could not be drawn: {problem}"))
 
 
-def fragment(title: str, subtitle: str, sections: Sequence[Section]) -> str:
-    """The report without ``<html>``/``<head>``: what a notebook shows inline."""
-    body = "\n".join(s.render() for s in sections)
+def fragment(title: str, subtitle: str, sections: Sequence[str]) -> str:
+    """The report without ``<html>``/``<head>``, what a notebook shows inline, around its sections' HTML."""
+    body = "\n".join(sections)
     return (f"<style>{_STYLE}</style>\n<div class=\"cl-report\">\n<h1>{esc(title)}</h1>\n"
             f"<p class=\"sub\">{esc(subtitle)}</p>\n{body}\n</div>\n<script>{_SCRIPT}</script>")
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cifarlab.errors import CifarlabError, first_line
-from cifarlab.reporting.html.page import Section, cell, facts, figure_img, guarded, note, plotted, png_img, pre, table
+from cifarlab.reporting.html.page import cell, facts, figure_img, guarded, note, plotted, png_img, pre, table
 from cifarlab.reporting.plots import plot_accuracy, plot_confusion, plot_loss, plt
 from cifarlab.rundir import RunDir
 
@@ -190,16 +190,12 @@ def calibration(view: RunView) -> str:
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     ax.scatter(np.asarray(bins["confidence"])[filled], np.asarray(bins["accuracy"])[filled], color="tab:red",
                zorder=3, s=14, label="(mean confidence, accuracy)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability diagram, {CALIBRATION_BINS} bins (ECE {bins['ece']:.2%})")
+    ax.set(ylabel="accuracy", title=f"Reliability diagram, {CALIBRATION_BINS} bins (ECE {bins['ece']:.2%})")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
     hist.bar(centres, count, width=width, color="tab:gray", edgecolor="black")
-    hist.set_yscale("log" if count.max(initial=0) > 50 * max(1, np.median(count[filled]) if filled.any() else 1)
-                    else "linear")
-    hist.set_xlabel("confidence (probability of the predicted class)")
-    hist.set_ylabel("images")
-    hist.set_xlim(0, 1)
+    hist.set(yscale="log" if count.max(initial=0) > 50 * max(1, np.median(count[filled]) if filled.any() else 1)
+             else "linear", xlabel="confidence (probability of the predicted class)", ylabel="images", xlim=(0, 1))
     mean_conf, accuracy = float(view.predictions["probs"].max(1).mean()), float(view.correct().mean())
     lean = ("over-confident: more sure than it is right (bars below the diagonal)" if mean_conf > accuracy
             else "under-confident: right more often than it is sure (bars above the diagonal)")
@@ -280,10 +276,7 @@ def robustness(view: RunView) -> str:
         ax.plot(severities, [100 * v if v is not None else np.nan for v in values], marker="o", label=name)
     if result.get("clean") is not None:
         ax.axhline(100 * result["clean"], color="black", linestyle="--", label="clean test images")
-    ax.set_xticks(severities)
-    ax.set_xlabel("severity")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("Accuracy on corrupted test images")
+    ax.set(xticks=severities, xlabel="severity", ylabel="accuracy (%)", title="Accuracy on corrupted test images")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the lines, not over them
     summary = (f'<p>Mean corruption accuracy <span class="big">{_pct(result.get("mean"))}</span> '
@@ -315,7 +308,7 @@ SECTIONS: list[tuple[str, Callable[[RunView], str]]] = [
 ]
 
 
-def run_sections(path: str | Path) -> tuple[str, str, list[Section]]:
+def run_sections(path: str | Path) -> tuple[str, str, list[str]]:
     """Title, subtitle and sections of the report of the run at ``path``."""
     view = RunView.read(path)
     subtitle = f"Run directory {Path(view.run.path).resolve()}"

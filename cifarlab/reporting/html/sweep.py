@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cifarlab.reporting.html.page import Cell, Section, cell, esc, guarded, note, plotted, png_img, table
+from cifarlab.reporting.html.page import Cell, cell, esc, guarded, note, plotted, png_img, section, table
 from cifarlab.reporting.runs import (aggregate_repeats, best_row, collect_runs, columns_for, describe_best,
                                      is_repeated, sort_rows)
 from cifarlab.reporting.sweep_plots import plot_best_curves, plot_parameters, plot_trials
@@ -120,14 +120,14 @@ def writeup_comparison(view: RunsView) -> str:
             + (png_img(png, "write-up accuracy beside our test accuracy", "plot narrow") if png else ""))
 
 
-def sweep_sections(path: str | Path, rows: list[dict[str, Any]] | None = None) -> tuple[str, str, list[Section]]:
+def sweep_sections(path: str | Path, rows: list[dict[str, Any]] | None = None) -> tuple[str, str, list[str]]:
     """Title, subtitle and sections of the report of the sweep or folder of runs at ``path`` (or of ``rows``)."""
     view = RunsView.read(path, rows)
     name = view.root.resolve().name
     title = f"Sweep {name}" if view.is_sweep else f"Runs in {name}"
     subtitle = f"Folder {view.root.resolve()}"
     if not view.rows:
-        return title, subtitle, [Section("No runs", note(
+        return title, subtitle, [section("No runs", note(
             f"No run directories (with {RunDir.CONFIG} and {RunDir.SUMMARY}) under {view.root}: nothing to report "
             "yet. A sweep's trials appear here once they have started training."))]
     parts: list[tuple[str, Callable[[RunsView], str]]] = [
