@@ -1,4 +1,4 @@
-"""The ``cifarlab`` command: one sub-command per module in this package.
+"""The ``cifarlab`` command: one sub-command per module in this package, listed in ``_COMMANDS``.
 
 Each module defines ``add_parser(subparsers)``, which registers its sub-command
 and sets ``func`` to a callable taking the parsed arguments and returning an
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
 import warnings
 
@@ -18,27 +17,20 @@ from cifarlab.errors import CifarlabError
 from cifarlab.fileio import DISK_FAULTS
 from cifarlab.preemption import Interrupted, sigterm_raises
 
-# The order in which sub-commands are listed in --help: the workflow's order.
-_ORDER = ["data", "train", "evaluate", "predict", "inspect", "export", "sweep", "runs"]
-
-
-def _command_modules() -> list[str]:
-    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
-    return sorted(found, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
+# The sub-commands' modules, in the order --help lists them: the workflow's order.
+_COMMANDS = ["data", "train", "evaluate", "predict", "inspect", "export", "sweep", "runs", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every sub-command."""
     from cifarlab import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="cifarlab",
-        description="Design, verify, train, evaluate and compare CNNs on CIFAR-10.",
-    )
+    parser = argparse.ArgumentParser(prog="cifarlab",
+                                     description="Design, verify, train, evaluate and compare CNNs on CIFAR-10.")
     parser.add_argument("--version", action="version", version=f"cifarlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _command_modules():
+    for name in _COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
 

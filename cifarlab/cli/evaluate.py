@@ -36,13 +36,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--corruptions corrupts the test images; drop --split")
         from cifarlab.evaluation.robustness import evaluate_corruptions
 
-        robustness = evaluate_corruptions(args.path, data=args.data, device=args.device,
-                                          names=args.corruption_names, max_images=args.max_test_images,
-                                          seed=args.corruption_seed, progress=not args.json)
-        print(json.dumps(robustness.to_dict(), indent=2) if args.json else robustness.format_table())
-        return 0
-    if args.max_test_images is not None or args.corruption_names:
+        report = evaluate_corruptions(args.path, data=args.data, device=args.device, names=args.corruption_names,
+                                      max_images=args.max_test_images, seed=args.corruption_seed,
+                                      progress=not args.json)
+    elif args.max_test_images is not None or args.corruption_names:
         raise ConfigError("--max-test-images and --corruption go with --corruptions")
-    report = evaluate(args.path, data=args.data, split=args.split, device=args.device, progress=not args.json)
+    else:
+        report = evaluate(args.path, data=args.data, split=args.split, device=args.device, progress=not args.json)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     return 0

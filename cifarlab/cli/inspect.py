@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from cifarlab.errors import ModelError
     from cifarlab.inspection import draw_diagram, inspect_model
 
-    source = _sweep_row(args.model) if _is_sweep_row(args.model) else args.model
+    source = _sweep_row(args.model) if ":" in args.model and not Path(args.model).exists() else args.model
     report = inspect_model(source, input_shape=args.input, batch=args.batch)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format_table())
     if args.diagram:
@@ -32,12 +33,6 @@ def run(args: argparse.Namespace) -> int:
     if report.errors:
         raise ModelError(report.errors[0].message)
     return 0
-
-
-def _is_sweep_row(text: str) -> bool:
-    from pathlib import Path
-
-    return ":" in text and not Path(text).exists()
 
 
 def _sweep_row(text: str):
