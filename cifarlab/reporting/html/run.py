@@ -59,6 +59,12 @@ class RunView:
         """Per test image: whether the saved prediction is right."""
         return self.predictions["probs"].argmax(1) == self.predictions["label"]
 
+    def confusion(self) -> np.ndarray:
+        """The test confusion matrix of the saved predictions (rows: true class)."""
+        from cifarlab.evaluation.scores import confusion_matrix
+
+        return confusion_matrix(self.predictions["label"], self.predictions["probs"].argmax(1), len(self.classes))
+
 
 def _missing_predictions(view: RunView) -> str:
     if view.predictions_problem:
@@ -151,12 +157,11 @@ def test_accuracy(view: RunView) -> str:
 
 def per_class(view: RunView) -> str:
     """Precision, recall, F1 and support per class, sortable."""
-    from cifarlab.evaluation.scores import confusion_matrix, per_class_scores
+    from cifarlab.evaluation.scores import per_class_scores
 
     if view.predictions is None:
         return _missing_predictions(view)
-    p = view.predictions
-    scores = per_class_scores(confusion_matrix(p["label"], p["probs"].argmax(1), len(view.classes)))
+    scores = per_class_scores(view.confusion())
     rows = [[c, cell(s["precision"], f"{s['precision']:.3f}"), cell(s["recall"], f"{s['recall']:.3f}"),
              cell(s["f1"], f"{s['f1']:.3f}"), cell(s["support"])] for c, s in zip(view.classes, scores)]
     return table(["class", "precision", "recall", "F1", "test images"], rows, sortable=True)
@@ -164,13 +169,9 @@ def per_class(view: RunView) -> str:
 
 def confusion(view: RunView) -> str:
     """The confusion matrix heatmap."""
-    from cifarlab.evaluation.scores import confusion_matrix
-
     if view.predictions is None:
         return _missing_predictions(view)
-    p = view.predictions
-    matrix = confusion_matrix(p["label"], p["probs"].argmax(1), len(view.classes))
-    return png_img(plotted(plot_confusion, matrix.tolist(), view.classes), "confusion matrix", "plot narrow")
+    return png_img(plotted(plot_confusion, view.confusion().tolist(), view.classes), "confusion matrix", "plot narrow")
 
 
 def calibration(view: RunView) -> str:
