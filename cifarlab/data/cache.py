@@ -108,11 +108,10 @@ def load_arrays(path: Path) -> tuple[tuple[np.ndarray, ...], str] | None:
 
 
 def save_arrays(path: Path, arrays: tuple[np.ndarray, ...], kind: str) -> None:
-    """Write the arrays atomically; uncompressed, so loading them is a plain read.
+    """Write the arrays atomically, uncompressed so that loading them is a plain read.
 
-    A cache folder that cannot be written (full, read-only, not ours) only
-    costs the next run a decode, so that is a warning and the data is used
-    without the cache; nothing half-written is left in it.
+    A cache folder that cannot be written (full, read-only, not ours) only costs
+    the next run a decode: a warning, and nothing half-written is left in it.
     """
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:

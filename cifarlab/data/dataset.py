@@ -61,16 +61,13 @@ def load_dataset(path: str | os.PathLike | None = None, *, cache_dir: str | os.P
                  progress: bool = True, url: str | None = None, md5: str | None = None) -> CifarData:
     """Load CIFAR-10 from ``path``, decoding it once and reading cached arrays afterwards.
 
-    ``path`` is the official python version (``cifar-10-python.tar.gz``, its
-    ``cifar-10-batches-py`` folder or a folder holding that), or an ImageFolder
-    tree or ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive with ``train/<class>/``
-    and ``test/<class>/``. ``None`` means ``cifar-10-python.tar.gz`` in the
-    cache folder, downloaded from ``url`` (default ``$CIFARLAB_CIFAR10_URL``,
-    else the official address) and checked against ``md5`` if missing.
-
-    Decoded arrays are cached in ``cache_dir`` (default :func:`default_cache_dir`)
-    under the source's content fingerprint. Raises :class:`DataError` naming the
-    file or member at fault for anything unusable.
+    ``path`` is the official python version (``cifar-10-python.tar.gz``, its ``cifar-10-batches-py``
+    folder or a folder holding that), or an ImageFolder tree or ``.tar``/``.tar.gz``/``.tgz``/``.zip``
+    archive with ``train/<class>/`` and ``test/<class>/``. ``None`` means ``cifar-10-python.tar.gz`` in
+    the cache folder, if missing downloaded from ``url`` and checked against ``md5`` (defaults: the
+    official archive, see :func:`cifarlab.data.download.download`). Decoded arrays are cached in
+    ``cache_dir`` (default :func:`default_cache_dir`) under the source's content fingerprint. Raises
+    :class:`DataError` naming the file or member at fault.
     """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     source = _resolve_source(path, cache_dir, progress, url, md5)

@@ -24,10 +24,8 @@ MD5_ENV = "CIFARLAB_CIFAR10_MD5"  # a mirror's own packaging of CIFAR-10 (and th
 def download(dest: Path, url: str | None = None, md5: str | None = None, progress: bool = True) -> Path:
     """Fetch ``url`` (default ``$CIFARLAB_CIFAR10_URL``, else the official address) to ``dest``.
 
-    The bytes stream into a temporary file beside ``dest``, which is renamed
-    into place only once complete and matching ``md5`` (default
-    ``$CIFARLAB_CIFAR10_MD5``, else the official archive's); on any failure
-    nothing is left behind and :class:`DataError` says what happened.
+    ``dest`` appears only once complete and matching ``md5`` (default ``$CIFARLAB_CIFAR10_MD5``,
+    else the official archive's); on any failure nothing is left and :class:`DataError` says why.
     """
     url = url or os.environ.get(URL_ENV) or URL
     md5 = (md5 or os.environ.get(MD5_ENV) or MD5).lower()

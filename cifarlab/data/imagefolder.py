@@ -113,8 +113,7 @@ def _layout_root(images: list[tuple[tuple[str, ...], str, bytes]], path: Path) -
 def read_imagefolder(path: Path, progress: bool = True) -> tuple[np.ndarray, ...]:
     """``(train_x, train_y, test_x, test_y)`` from an ImageFolder tree or archive.
 
-    Images are ordered by class (official label order), then by path, so the
-    arrays are the same whichever form the tree comes in.
+    Ordered by class (official label order), then path: the same arrays whatever form the tree comes in.
     """
     images = _read_images(path, progress)
     root = _layout_root(images, path)

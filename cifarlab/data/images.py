@@ -56,11 +56,9 @@ def _open(fp) -> Image.Image:
 def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) -> np.ndarray:
     """Decode a PNG/JPEG/BMP/WebP/GIF/TIFF file (or its bytes) to a ``(32, 32, 3)`` uint8 RGB array.
 
-    Any mode is accepted (greyscale, palette, 16-bit, CMYK, with or without
-    alpha; transparency is composited on white). Images that are not 32x32 are
-    resized whole, without cropping, with Pillow's antialiased bicubic filter.
-    A file that cannot be decoded raises :class:`DataError` naming it: ``name``
-    if given, else the path.
+    Any mode (greyscale, palette, 16-bit, CMYK; transparency composited on white); other sizes are
+    resized whole, uncropped, with Pillow's antialiased bicubic filter. A file that cannot be decoded
+    raises :class:`DataError` naming it: ``name`` if given, else the path.
     """
     label = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source))
     try:

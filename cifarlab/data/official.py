@@ -134,10 +134,7 @@ def find_official_folder(path: Path) -> Path | None:
 
 
 def is_official_archive(path: Path) -> bool:
-    """Whether a tar archive holds the batches: its first batch file comes before any image file.
-
-    Only the members up to that one are read, so this costs little either way.
-    """
+    """Whether a tar archive holds the batches: a batch file comes before any image file (read up to there)."""
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:

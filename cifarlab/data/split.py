@@ -37,8 +37,7 @@ def _stratified_pick(indices: np.ndarray, labels: np.ndarray, n: int, seed: int)
 def split_train_val(labels: np.ndarray, val_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(train_idx, val_idx)``: sorted int64 indices, with ``val_size`` images held out per class share.
 
-    Each class gives ``val_size`` times its share of ``labels`` (``val_size/10``
-    each on CIFAR-10). ``val_size=0`` keeps everything for training.
+    Each class gives ``val_size`` times its share of ``labels`` (``val_size/10`` each on CIFAR-10).
     """
     labels = np.asarray(labels)
     everything = np.arange(len(labels), dtype=np.int64)
@@ -52,8 +51,7 @@ def split_train_val(labels: np.ndarray, val_size: int, seed: int = 0) -> tuple[n
 def stratified_subset(indices: np.ndarray, labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """``n`` of ``indices`` (sorted int64), each class keeping its share; all of them if ``n >= len(indices)``.
 
-    ``labels`` is indexed by the values in ``indices`` (the whole label array,
-    as for :func:`split_train_val`'s output).
+    ``labels`` is indexed by the values in ``indices`` (the whole label array, as for :func:`split_train_val`).
     """
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     if n < 0:

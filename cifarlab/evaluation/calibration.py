@@ -15,13 +15,11 @@ import numpy as np
 
 
 def reliability_bins(probs: Any, labels: Any, bins: int = 15) -> dict[str, Any]:
-    """Per-bin mean confidence, accuracy and image count: a reliability diagram's data.
+    """A reliability diagram's data from ``(N, classes)`` ``probs`` and ``(N,)`` ``labels`` (numpy or torch).
 
-    ``probs``: ``(N, classes)`` probabilities (numpy or torch); ``labels``: ``(N,)``
-    true classes. Returns plain Python values: ``"confidence"``, ``"accuracy"``
-    and ``"count"`` lists with one entry per bin (an empty bin has count 0 and
-    confidence and accuracy 0.0, to be skipped when drawing), ``"edges"`` (the
-    ``bins + 1`` bin boundaries) and ``"ece"``.
+    Plain Python values: per-bin ``"confidence"``, ``"accuracy"`` and ``"count"``
+    lists (an empty bin has count 0 and 0.0 for the others, to be skipped when
+    drawing), the ``bins + 1`` ``"edges"`` and the ``"ece"``.
     """
     if hasattr(probs, "detach"):  # torch tensors, without importing torch here
         probs = probs.detach().float().cpu().numpy()

@@ -185,9 +185,8 @@ CORRUPTIONS: dict[str, tuple[Callable[[np.ndarray, Any, np.random.Generator], np
 def corrupt(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
     """``images`` (uint8 ``(N, H, W, 3)``) with corruption ``name`` at ``severity`` 1..5, as uint8.
 
-    Deterministic: the same images, name, severity and seed give the same bytes,
-    however many images are passed at once (they are processed in fixed blocks,
-    which also bounds memory).
+    The same images, name, severity and seed give the same bytes, however many
+    images are passed at once (fixed blocks, which also bound memory).
     """
     if name not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")

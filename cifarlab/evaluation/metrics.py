@@ -101,8 +101,8 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
 def split_logits(model: nn.Module, cfg: Config, images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Float32 logits of ``model`` for uint8 NCHW ``images`` on ``device``, as the run ``cfg`` evaluates.
 
-    Its normalisation, evaluation batch size, memory layout, precision and
-    test-time views: the trainer, ``evaluate`` and ``predict`` all see the same numbers.
+    With its normalisation, batch size, memory layout, precision and test-time
+    views, so the trainer, ``evaluate`` and ``predict`` all see the same numbers.
     """
     unlabelled = torch.zeros(len(images), dtype=torch.long, device=images.device)  # the loader pairs every image
     loader = DeviceLoader(images, unlabelled, cfg.train.eval_batch_size, mean=cfg.data.mean, std=cfg.data.std,
