@@ -14,7 +14,7 @@ from typing import Any
 
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.fileio import write_json, write_text
-from cifarlab.reporting.tables import ACCURACIES, format_rows, legend
+from cifarlab.reporting.tables import ACCURACIES, cell_text, format_rows, legend
 from cifarlab.rundir import RunDir
 
 # The write-up's columns, then what only a tool keeps track of.
@@ -183,13 +183,10 @@ def describe_best(best: dict[str, Any] | None) -> str:
     """The best trial and its test accuracy, stated once and apart from the table that chose it."""
     if best is None:
         return "no trial completed, so there is no best trial"
-    spread = "val acc std" in best  # a configuration repeated over seeds
-    val = f"{best['val acc']:.2%}" + (f" ± {best['val acc std']:.2%}" if spread else "")
-    test = "-" if best["test acc"] is None else \
-        f"{best['test acc']:.2%}" + (f" ± {best['test acc std']:.2%}" if spread else "")
+    val = f"{best['val acc']:.2%}" + (f" ± {best['val acc std']:.2%}" if "val acc std" in best else "")
     where = ", ".join(best["runs"]) if "runs" in best else best["run"]
     return (f"best trial, chosen on validation accuracy: {best['label']} (val acc {val})\n"
-            f"its test accuracy (final model, reported once): {test}   [{where}]")
+            f"its test accuracy (final model, reported once): {cell_text(best, 'test acc')}   [{where}]")
 
 
 def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, Any] | None, title: str) -> None:
