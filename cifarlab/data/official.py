@@ -160,14 +160,10 @@ def _assemble(files: dict[str, bytes], where: str) -> tuple[np.ndarray, ...]:
 
 def read_official_folder(folder: Path) -> tuple[np.ndarray, ...]:
     """``(train_x, train_y, test_x, test_y)`` from an extracted ``cifar-10-batches-py`` folder."""
-    files = {}
-    for n in BATCH_FILES:
-        try:
-            files[n] = (folder / n).read_bytes()
-        except FileNotFoundError:
-            pass  # reported with every other missing file at once
-        except OSError as exc:
-            raise DataError(f"{folder / n}: cannot read ({exc.strerror or exc})") from None
+    try:  # a missing file is reported by _assemble, with every other one
+        files = {n: (folder / n).read_bytes() for n in BATCH_FILES if (folder / n).exists()}
+    except OSError as exc:
+        raise DataError(f"{exc.filename}: cannot read ({exc.strerror or exc})") from None
     return _assemble(files, str(folder))
 
 
