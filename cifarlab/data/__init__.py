@@ -1,10 +1,6 @@
-"""CIFAR-10 in every form the ``--data`` option accepts: decoded once, cached, split.
+"""CIFAR-10 in every form the ``--data`` option accepts (:func:`load_dataset`): decoded once, cached, split.
 
-``load_dataset`` reads the official python version, ImageFolder trees and
-archives, or downloads the official archive, and returns a :class:`CifarData`;
-``split_train_val`` and ``stratified_subset`` pick deterministic,
-class-stratified indices; ``decode_image`` turns any image file into a 32x32
-RGB array. (Batches on the training device come from ``cifarlab.data.loader``.)
+``decode_image`` turns any image file into a 32x32 RGB array. (Device batches: ``cifarlab.data.loader``.)
 """
 
 from cifarlab.data.dataset import CifarData, default_cache_dir, load_dataset

@@ -1,14 +1,11 @@
 """The decoded-array cache, keyed by a fingerprint of the source's content.
 
-An archive's fingerprint derives from the SHA-256 of its bytes. Hashing the
-shared 19 MB archive costs a tenth of a second, so the hash is remembered per
-(path, size, mtime) in ``fingerprints.json`` and a second run does not re-read
-the file. A folder's fingerprint hashes the relative paths, sizes and
-modification times of every file under it: hashing 60,000 image files would
-cost as much as decoding them, and any edit, copy or touch of a file changes
-its size or mtime, so a stale cache is not used. Both include
-:data:`FORMAT_VERSION`, so a change in how arrays are decoded or stored makes
-new cache files instead of reusing old ones.
+An archive's fingerprint derives from the SHA-256 of its bytes, remembered per
+(path, size, mtime) in ``fingerprints.json`` (hashing the shared 19 MB archive
+costs a tenth of a second). A folder's hashes the relative paths, sizes and
+mtimes of its files: hashing 60,000 images would cost as much as decoding them,
+and any edit, copy or touch changes a size or mtime. Both include
+:data:`FORMAT_VERSION`, so a change in decoding or storage makes new cache files.
 """
 
 from __future__ import annotations
