@@ -57,15 +57,13 @@ def format_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str = "tabl
         return buf.getvalue()
     cells = [[cell_text(r, c) for c in columns] for r in rows]
     if fmt == "markdown":
-        def line(values: list[str]) -> str:
-            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
-
-        return "\n".join([line(columns), "|" + "|".join("---" for _ in columns) + "|"] + [line(r) for r in cells])
+        lines = ["| " + " | ".join(v.replace("|", "\\|") for v in line) + " |" for line in [columns, *cells]]
+        return "\n".join([lines[0], "|" + "---|" * len(columns), *lines[1:]])
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
     widths = [max(map(len, texts)) for texts in zip(columns, *cells)]
-    lines = [columns, ["-" * w for w in widths], *cells]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in lines)
+    grid = [columns, ["-" * w for w in widths], *cells]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in grid)
 
 
 def legend(rows: list[dict[str, Any]]) -> str:
