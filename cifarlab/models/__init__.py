@@ -14,10 +14,7 @@ __all__ = ["build_model", "create_model", "list_models", "register_model"]
 
 
 def build_model(model_cfg) -> nn.Module:
-    """Build the network a :class:`cifarlab.config.ModelConfig` describes.
-
-    An inline ``layers`` list takes precedence over ``name``.
-    """
+    """Build the network a :class:`cifarlab.config.ModelConfig` describes (inline ``layers`` over ``name``)."""
     if model_cfg.layers is not None:
         from cifarlab.models.declarative import build_from_layers
 

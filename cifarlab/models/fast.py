@@ -12,6 +12,8 @@ scales every group: ``width=1`` is airbench's 64-256-256.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -32,41 +34,29 @@ def _norm(channels: int, momentum: float) -> nn.BatchNorm2d:
     return norm
 
 
-class ConvGroup(nn.Sequential):
+def _group(cin: int, cout: int, bn_momentum: float) -> nn.Sequential:
     """conv -> maxpool(2) -> BN -> GELU -> conv -> BN -> GELU."""
-
-    def __init__(self, cin: int, cout: int, bn_momentum: float):
-        super().__init__(
-            _conv(cin, cout),
-            nn.MaxPool2d(2),
-            _norm(cout, bn_momentum),
-            nn.GELU(),
-            _conv(cout, cout),
-            _norm(cout, bn_momentum),
-            nn.GELU(),
-        )
+    return nn.Sequential(_conv(cin, cout), nn.MaxPool2d(2), _norm(cout, bn_momentum), nn.GELU(),
+                         _conv(cout, cout), _norm(cout, bn_momentum), nn.GELU())
 
 
+@register_model("fast")
 class FastNet(nn.Module):
-    """Whitening stem, three conv groups, global max-pool, scaled linear head."""
+    """Whitening stem, three conv groups, global max-pool, scaled linear head; ``width`` scales 64-256-256."""
 
     def __init__(self, width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4):
         super().__init__()
-        widths = [max(8, round(w * width)) for w in (64, 256, 256)]
+        widths = [24] + [max(8, round(w * width)) for w in (64, 256, 256)]  # 24: the whitening filters
         self.whiten = nn.Conv2d(3, 24, 2, bias=True)
         self.whiten.weight.requires_grad_(False)
         self.act = nn.GELU()
-        groups, cin = [], 24
-        for w in widths:
-            groups.append(ConvGroup(cin, w, bn_momentum))
-            cin = w
-        self.groups = nn.Sequential(*groups)
+        self.groups = nn.Sequential(*(_group(cin, cout, bn_momentum) for cin, cout in pairwise(widths)))
         self.pool = nn.AdaptiveMaxPool2d((1, 1))
         self.flatten = nn.Flatten()
-        self.head = nn.Linear(cin, num_classes, bias=False)
+        self.head = nn.Linear(widths[-1], num_classes, bias=False)
         with torch.no_grad():
             self.head.weight.div_(self.head.weight.std())
-        self.logit_scale = 1 / cin
+        self.logit_scale = 1 / widths[-1]
 
     @torch.no_grad()
     def init_from_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
@@ -87,8 +77,3 @@ class FastNet(nn.Module):
         x = self.groups(self.act(self.whiten(x)))
         return self.head(self.flatten(self.pool(x))) * self.logit_scale
 
-
-@register_model("fast")
-def fast(width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4) -> nn.Module:
-    """The fast network; ``width`` scales the 64-256-256 channel widths."""
-    return FastNet(width=width, num_classes=num_classes, bn_momentum=bn_momentum)

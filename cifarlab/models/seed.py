@@ -16,8 +16,9 @@ import torch.nn as nn
 from cifarlab.models.registry import register_model
 
 
+@register_model("seed")
 class SeedNet(nn.Sequential):
-    """The write-up's CNN as one flat ``nn.Sequential`` with named layers."""
+    """The write-up's CNN as one flat ``nn.Sequential``; ``dropout=0`` or ``batchnorm=False`` give its ablations."""
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.2, batchnorm: bool = True):
         layers: list[tuple[str, nn.Module]] = []
@@ -29,19 +30,9 @@ class SeedNet(nn.Sequential):
             layers.append((f"relu{i}", nn.ReLU(inplace=True)))
             if batchnorm:
                 layers.append((f"bn{i}", nn.BatchNorm2d(cout)))
-        layers += [
-            ("pool", nn.AdaptiveAvgPool2d((2, 2))),
-            ("flatten", nn.Flatten()),
-            ("fc1", nn.Linear(512 * 2 * 2, 512)),
-            ("relu_fc1", nn.ReLU(inplace=True)),
-            ("fc2", nn.Linear(512, 256)),
-            ("relu_fc2", nn.ReLU(inplace=True)),
-            ("fc3", nn.Linear(256, num_classes)),
-        ]
+        layers += [("pool", nn.AdaptiveAvgPool2d((2, 2))), ("flatten", nn.Flatten()),
+                   ("fc1", nn.Linear(512 * 2 * 2, 512)), ("relu_fc1", nn.ReLU(inplace=True)),
+                   ("fc2", nn.Linear(512, 256)), ("relu_fc2", nn.ReLU(inplace=True)),
+                   ("fc3", nn.Linear(256, num_classes))]
         super().__init__(OrderedDict(layers))
 
-
-@register_model("seed")
-def seed(num_classes: int = 10, dropout: float = 0.2, batchnorm: bool = True) -> nn.Module:
-    """The seed network; ``dropout=0`` or ``batchnorm=False`` give the write-up's ablations."""
-    return SeedNet(num_classes=num_classes, dropout=dropout, batchnorm=batchnorm)

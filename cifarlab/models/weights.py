@@ -35,16 +35,6 @@ class Trained:
     classes: list[str]
     path: Path
 
-    @property
-    def mean(self) -> list[float]:
-        """Per-channel mean the inputs (scaled to 0..1) are normalised with."""
-        return self.config.data.mean
-
-    @property
-    def std(self) -> list[float]:
-        """Per-channel standard deviation the inputs are normalised with."""
-        return self.config.data.std
-
 
 def state_tensors(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
     """CPU copies of ``state`` with ``prefix`` on each name: safetensors refuses tensors that share storage."""
@@ -111,12 +101,11 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     tensors, meta = read_tensors(file)
     config = from_dict(meta["config"], where=str(file))
     model = build_model(config.model)
-    state = tensors
     if meta.get("kind") == "checkpoint":  # a run killed before its final weights: use its last epoch
         groups = group_tensors(tensors)
-        state = groups.get("ema") or groups["model"]
+        tensors = groups.get("ema") or groups["model"]
     try:
-        model.load_state_dict(state)
+        model.load_state_dict(tensors)
     except RuntimeError as exc:
         raise ModelError(f"{file}: weights do not fit model {config.model.name!r}: {first_line(exc)}") from None
     model.to(device).eval()
