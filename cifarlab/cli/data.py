@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def describe(args: argparse.Namespace) -> dict:
-    """Load the dataset as ``args`` say and return its description."""
+def run(args: argparse.Namespace) -> int:
+    """Load the dataset as ``args`` say and describe it as text or JSON."""
     import time
     from pathlib import Path
 
@@ -38,30 +37,19 @@ def describe(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - start
     _, val = split_train_val(data.train_labels, args.val_size)
     cached = cache_file(cache_dir, data.fingerprint)
-    return {
-        "source": data.source,
-        "fingerprint": data.fingerprint,
-        "cache_file": str(cached),
-        "cache_hit": cached in before and cached.is_file() and cached.stat().st_mtime_ns == before[cached],
-        "train": len(data.train_labels),
-        "test": len(data.test_labels),
-        "validation": len(val),
-        "classes": data.classes,
-        "train_per_class": np.bincount(data.train_labels, minlength=len(data.classes)).tolist(),
-        "test_per_class": np.bincount(data.test_labels, minlength=len(data.classes)).tolist(),
-        "seconds": round(seconds, 3),
-    }
-
-
-def run(args: argparse.Namespace) -> int:
-    """Print the description as text or JSON."""
-    info = describe(args)
+    info = {"source": data.source, "fingerprint": data.fingerprint, "cache_file": str(cached),
+            "cache_hit": cached in before and cached.is_file() and cached.stat().st_mtime_ns == before[cached],
+            "train": len(data.train_labels), "test": len(data.test_labels), "validation": len(val),
+            "classes": data.classes,
+            "train_per_class": np.bincount(data.train_labels, minlength=len(data.classes)).tolist(),
+            "test_per_class": np.bincount(data.test_labels, minlength=len(data.classes)).tolist(),
+            "seconds": round(seconds, 3)}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     print(f"source       {info['source']}")
     print(f"fingerprint  {info['fingerprint'][:12]}")
-    written = "written" if os.path.isfile(info["cache_file"]) else "not written: see the warning"
+    written = "written" if cached.is_file() else "not written: see the warning"
     print(f"cache file   {info['cache_file']} ({'hit' if info['cache_hit'] else written})")
     print(f"images       train {info['train']}, test {info['test']}; validation {info['validation']} "
           f"held out of train (class-stratified), leaving {info['train'] - info['validation']}")
