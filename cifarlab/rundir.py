@@ -195,17 +195,10 @@ def environment(device: torch.device) -> dict[str, Any]:
     from cifarlab import __version__
 
     info: dict[str, Any] = {
-        "cifarlab": __version__,
-        "git_commit": _git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-        "command": sys.argv,
+        "cifarlab": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
+        "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "device": str(device), "command": sys.argv,
         "started_at": timestamp(),
     }
     if device.type == "cuda":
