@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import os
 import re
 import shutil
@@ -62,11 +63,8 @@ class SweepResult:
     best: dict[str, Any] | None
 
     def table(self, fmt: str = "table") -> str:
-        """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy.
-
-        Test accuracy is left out on purpose: it is reported once, for the best trial (:meth:`best_summary`),
-        and, where the sweep file kept the write-up's accuracies, beside them in a comparison that follows.
-        """
+        """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy (reported
+        once, for the best trial, and beside the write-up's accuracies in the comparison that follows, if any)."""
         from cifarlab.reporting.tables import format_rows, legend
         from cifarlab.reporting.writeup import format_comparison
 
@@ -91,8 +89,11 @@ class _Objective:
     """What one Optuna trial does: claim its slot, then train (or resume) its run and return val acc."""
 
     def __init__(self, spec: SweepSpec, sweep_dir: Path, study, lock: study_mod.QueueLock, verbose: bool):
+        from cifarlab.data import load_dataset
+
         self.spec, self.sweep_dir, self.study, self.lock, self.verbose = spec, sweep_dir, study, lock, verbose
-        self._datasets: dict[str | None, Any] = {}
+        # The dataset, loaded once per worker and shared by its trials.
+        self._data = functools.cache(lambda path: load_dataset(path, progress=verbose))
 
     def __call__(self, trial) -> float:
         import optuna
@@ -137,14 +138,6 @@ class _Objective:
                 own[key] = trial.suggest_float(key, *map(float, dist["float"]), log=bool(dist.get("log")))
         label = slug(own, short_floats=True)  # a drawn float's 17 digits tell a reader nothing
         return Trial(slot, label, label, own)
-
-    def _data(self, path: str | None):
-        """The dataset, loaded once per worker and shared by its trials."""
-        if path not in self._datasets:
-            from cifarlab.data import load_dataset
-
-            self._datasets[path] = load_dataset(path, progress=self.verbose)
-        return self._datasets[path]
 
     def _train(self, trial, planned: Trial, run_dir: Path) -> dict[str, Any]:
         import optuna
@@ -304,9 +297,8 @@ def _run_workers(spec: SweepSpec, sweep_dir: Path, storage_url: str, devices: li
 def run_sweep(spec: SweepSpec) -> SweepResult:
     """Run (or continue) a sweep as its options say (:class:`SweepOptions`), then write its results and plots.
 
-    The sweep's folder defaults to ``sweeps/<name>``, the storage (an SQLAlchemy URL)
-    to SQLite in it. The storage is opened, and checked to hold this sweep, before
-    anything trains.
+    The folder defaults to ``sweeps/<name>``, the storage (an SQLAlchemy URL) to SQLite in it; the storage is
+    opened, and checked to hold this sweep, before anything trains.
     """
     devices = worker_devices(spec.options)
     sweep_dir = Path(spec.options.out) if spec.options.out is not None else Path("sweeps") / spec.name
@@ -329,10 +321,8 @@ def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict
     from optuna.trial import TrialState
 
     attrs = trial.user_attrs
-    row = None
-    for where in (attrs.get("run_dir"), run_dir) if local else ():  # where it ran; or where its sweep's folder is
-        if row is None and where is not None and Path(where).is_dir():
-            row = collect_run(where)
+    here = [w for w in (attrs.get("run_dir"), run_dir) if local and w is not None and Path(w).is_dir()]
+    row = next((r for r in map(collect_run, here) if r is not None), None)  # where it ran, or in its sweep's folder
     if row is None and "record" in attrs:  # run on another machine: the study kept its record
         row = row_from_record(attrs["record"], f"{attrs['host']}:{attrs['run_dir']}")
     if row is None:
@@ -347,22 +337,16 @@ def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict
 
 def storage_rows(storage: str) -> list[dict[str, Any]]:
     """One row per finished trial of every sweep in a study storage, from the database alone."""
-    rows = []
-    for study in study_mod.load_studies(storage):
-        for trial in study_mod.finished_by_slot(study).values():
-            row = trial_row(trial, local=False)
-            if row is not None:
-                rows.append(row)
-    return rows
+    rows = [trial_row(t, local=False) for s in study_mod.load_studies(storage)
+            for t in study_mod.finished_by_slot(s).values()]
+    return [row for row in rows if row is not None]
 
 
 def collect(spec: SweepSpec, sweep_dir: Path, study) -> SweepResult:
     """Rows of the finished trials, ``results.csv``/``.md``, ``best.json`` and the plots."""
-    rows = []
-    for slot, trial in sorted(study_mod.finished_by_slot(study).items()):
-        row = trial_row(trial, trial_dir(spec, sweep_dir, slot, trial.user_attrs["label"]))
-        if row is not None:
-            rows.append(row)
+    rows = [trial_row(trial, trial_dir(spec, sweep_dir, slot, trial.user_attrs["label"]))
+            for slot, trial in sorted(study_mod.finished_by_slot(study).items())]
+    rows = [row for row in rows if row is not None]
     best = best_row(rows)
     write_results(sweep_dir, rows, best, title=f"Sweep {spec.name}")
     from cifarlab.reporting.html import write_report_safely
