@@ -77,24 +77,17 @@ class SweepOptions:
 def _types() -> dict[str, type]:
     """Each option's value type (``int | None`` -> ``int``)."""
     hints = typing.get_type_hints(SweepOptions)
-    plain = {}
-    for name, hint in hints.items():
-        args = [a for a in typing.get_args(hint) if a is not type(None)] \
-            if isinstance(hint, types.UnionType) else [hint]
-        plain[name] = args[0]
-    return plain
+    return {name: typing.get_args(hint)[0] if isinstance(hint, types.UnionType) else hint
+            for name, hint in hints.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per option."""
     kinds = _types()
     for f in dataclasses.fields(SweepOptions):
-        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
-        if kinds[f.name] is bool:
-            parser.add_argument(flag, action="store_true", help=meta["help"])
-        else:
-            parser.add_argument(flag, type=kinds[f.name], default=f.default, metavar=meta["metavar"],
-                                help=meta["help"])
+        how = {"action": "store_true"} if kinds[f.name] is bool else \
+            {"type": kinds[f.name], "default": f.default, "metavar": f.metadata["metavar"]}
+        parser.add_argument("--" + f.name.replace("_", "-"), help=f.metadata["help"], **how)
 
 
 def from_args(args: argparse.Namespace) -> SweepOptions:
