@@ -60,13 +60,10 @@ def decode_image(source: str | os.PathLike | bytes, *, name: str | None = None) 
     resized whole, uncropped, with Pillow's antialiased bicubic filter. A file that cannot be decoded
     raises :class:`DataError` naming it: ``name`` if given, else the path.
     """
-    label = name or ("<bytes>" if isinstance(source, (bytes, bytearray)) else os.fspath(source))
+    is_bytes = isinstance(source, (bytes, bytearray))
+    label = name or ("<bytes>" if is_bytes else os.fspath(source))
     try:
-        if isinstance(source, (bytes, bytearray)):
-            rgb = _open(io.BytesIO(source))
-        else:
-            with open(source, "rb") as f:
-                rgb = _open(f)
+        rgb = _open(io.BytesIO(source) if is_bytes else source)
     except FileNotFoundError:
         raise DataError(f"{label}: no such image file") from None
     except UnidentifiedImageError:  # its own message names a BytesIO object, not the file
