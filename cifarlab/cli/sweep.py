@@ -48,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"sweep_dir": str(result.sweep_dir), "rows": result.rows, "best": result.best}, indent=2,
                          ensure_ascii=False))
         return 0
-    print()
-    print(result.table())
-    print()
-    print(result.best_summary())
+    print(f"\n{result.table()}\n\n{result.best_summary()}")
     print(f"results: {result.sweep_dir / 'results.md'}, {result.sweep_dir / 'results.csv'}, "
           f"plots in {result.sweep_dir / 'plots'}")
     return 0
