@@ -1,28 +1,12 @@
 """CIFAR-10-C-style common corruptions, generated deterministically from uint8 images.
 
-Hendrycks and Dietterich (ICLR 2019) published CIFAR-10-C as files made by
-``make_cifar_c.py`` in ``hendrycks/robustness``. This module rebuilds ten of
-its corruptions (:data:`CORRUPTIONS`, with that script's parameters for each of
-the 5 severities) with numpy and Pillow only, so any test set can be corrupted
-without downloading 2.7 GB. What differs from the published files:
-
-- The noise comes from a seeded numpy ``Generator`` (the script used the
-  unseeded global state): the same distributions, not the same bytes as
-  ``CIFAR-10-C/*.npy``, but byte-identical from run to run for one seed.
-- The script's scikit-image (Gaussian filter, HSV, salt and pepper) and OpenCV
-  (the defocus disk's anti-aliasing blur, ``filter2D``) helpers are
-  re-implemented with the same definitions. Checked once against scikit-image
-  0.26 and OpenCV 5.1 on random images: every deterministic corruption gave the
-  same bytes, except defocus blur at severity 3, where 0.002% of values differ
-  by one level (floating-point summation order).
-- Salt-and-pepper draws one uniform number per value where scikit-image draws
-  two; the distribution is the same.
-- Images pass through float64 and are truncated back to uint8, as the script's
-  ``np.uint8(...)`` did. JPEG and pixelate results depend on the Pillow/libjpeg
-  version, as they did for the script.
-- Not implemented: glass, motion and zoom blur, snow, frost, fog, elastic and
-  spatter (the script drew them with ImageMagick, SciPy, OpenCV or image
-  files), and speckle noise, simple but outside the ten the mean covers.
+Ten corruptions of ``make_cifar_c.py`` (Hendrycks and Dietterich, ICLR 2019, ``hendrycks/robustness``) with
+its parameter for each severity (:data:`CORRUPTIONS`), rebuilt with numpy and Pillow so any test set can be
+corrupted without downloading CIFAR-10-C's 2.7 GB. Its scikit-image and OpenCV helpers are re-implemented with
+the same definitions: checked once against scikit-image 0.26 and OpenCV 5.1, the same bytes but for 0.002% of
+defocus-blur values at severity 3 (summation order). The noise comes from a seeded generator: the published
+distributions, byte-identical from run to run, but not the published files' draws. JPEG and pixelate depend on
+the Pillow/libjpeg version, as they did for the script. The README's robustness section has the full table.
 """
 
 from __future__ import annotations
