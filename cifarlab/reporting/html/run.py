@@ -129,12 +129,10 @@ def header(view: RunView) -> str:
 def curves(view: RunView) -> str:
     """Loss per step (raw and smoothed) and accuracy per epoch, as the trainer's own plots draw them."""
     records = view.run.metrics()  # read once: a skipped line is warned about once
-    steps = [r for r in records if r.get("type") == "step"]
-    epochs = [r for r in records if r.get("type") == "epoch"]
-    if not steps and not epochs:
+    if not any(r.get("type") in ("step", "epoch") for r in records):
         return note(f"No training records in {RunDir.METRICS}: no epoch has finished yet.")
-    loss = png_img(plotted(plot_loss, steps), "training loss per step")
-    accuracy = png_img(plotted(plot_accuracy, epochs, test_acc=view.summary.get("test_acc")), "accuracy per epoch")
+    loss = png_img(plotted(plot_loss, records), "training loss per step")
+    accuracy = png_img(plotted(plot_accuracy, records, test_acc=view.summary.get("test_acc")), "accuracy per epoch")
     return f'<div class="pair">{loss}{accuracy}</div>'
 
 
