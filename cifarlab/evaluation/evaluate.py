@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 import torch
 
+from cifarlab.data.dataset import load_dataset
 from cifarlab.data.split import Splits, prepare_splits
 from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
@@ -23,8 +24,6 @@ def load_run_splits(path: str | Path, data, device: str, progress: bool, *, batc
     if max_test_images is not None:
         cfg.data.max_test_images = min(max_test_images, cfg.data.max_test_images or max_test_images)
     if data is None or isinstance(data, (str, Path)):
-        from cifarlab.data import load_dataset
-
         data = load_dataset(data if data is not None else cfg.data.path, progress=progress)
     return trained, dev, prepare_splits(cfg, data, dev)
 

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from cifarlab.data.images import decode_image
 from cifarlab.data.loader import to_device_images
 from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
@@ -32,8 +33,6 @@ class Prediction:
 def predict(path: str | Path, images: Sequence[str | Path], *, top_k: int = 3,
             device: str = "cpu") -> list[Prediction]:
     """Top-``top_k`` classes and probabilities for each image file (any size/mode; resized to 32x32 RGB)."""
-    from cifarlab.data import decode_image
-
     dev = resolve_device(device)
     trained = load_trained(path, dev)
     if not 1 <= top_k <= len(trained.classes):
