@@ -1,23 +1,9 @@
-"""Sweep files: a base config and a search space, parsed, validated and expanded into trials.
+"""Sweep files (their format: README, "Sweep files"): a base config and a search space, parsed, validated and
+expanded into trials.
 
-A sweep file looks like::
-
-    name: lr-batch
-    base: {preset: seed}            # or {config: path/to/config.yaml}, relative to the sweep file
-    fixed: {train.epochs: 5}        # applied to every trial
-    search:
-      grid: {optim.lr: [1e-3, 5e-4], train.batch_size: [60, 128]}
-      # or runs: [{label: a, set: {optim.lr: 1e-3}, writeup_accuracy: 0.8}, ...]
-      # or sampler: tpe | random, trials: 20,
-      #    space: {optim.lr: {float: [1e-4, 1e-2], log: true}, train.batch_size: {choice: [60, 128]}}
-    repeats: 1                      # seeds per configuration
-    pruner: none                    # or median
-    metric: val_acc                 # the only choice: selection never looks at the test set
-
-A trial's config is composed in layers: the base, then ``fixed``, then the
-trial's own settings, then the command line's options (:class:`SweepOptions`), which
-have the last word. Every trial is composed and validated before anything
-trains, so a bad key or value fails the sweep at once, naming the file and key.
+A trial's config is composed in layers: the base, then ``fixed``, then the trial's own settings, then the command
+line's options (:class:`SweepOptions`), which have the last word. Every trial is composed and validated before
+anything trains, so a bad key or value fails the sweep at once, naming the file and key.
 """
 
 from __future__ import annotations
@@ -289,7 +275,7 @@ def _validate(spec: SweepSpec, where: str) -> None:
 
 
 def _check(spec: SweepSpec, source: str, overrides: dict[str, Any], layered: bool = True) -> Config:
-    """The trial's config (``layered``: over ``fixed`` and the options); a ConfigError names ``source``, not the base."""
+    """A trial's config (``layered``: over ``fixed`` and the options); a ConfigError names ``source``, not the base."""
     try:
         return spec.compose(overrides) if layered else config_mod.compose(spec.preset, spec.config_file, overrides)
     except ConfigError as exc:

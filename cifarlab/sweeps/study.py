@@ -1,19 +1,15 @@
 """The sweep's Optuna study: its storage, the queue of trials, and which worker owns which trial.
 
-Every planned run has a *slot* (grid and explicit runs: its index in the plan;
-samplers: the number of the Optuna trial that first drew it). A slot is done
-once one Optuna trial for it is COMPLETE or PRUNED.
+Every planned run has a *slot* (grid and explicit runs: its index in the plan; samplers: the number of the Optuna
+trial that first drew it). A slot is done once one Optuna trial for it is COMPLETE or PRUNED.
 
-Optuna's own mechanisms do most of the work: plan rows are enqueued trials; a
-worker that dies on another machine is found by its heartbeat, and
-``RetryHeartbeatStaleTrialCallback`` queues its trial again with its settings;
-the storage is Optuna's RDB storage, made patient of outages here. What Optuna
-lacks is kept, each with its reason at its place: the slot bookkeeping (an
-enqueued trial that fails leaves Optuna no record that its row is still owed),
-:func:`top_up` (the retry callback fires only for stale heartbeats, not for a
-Ctrl-C or a crash), :func:`_dead_here` (a dead process on this machine is known
-at once, not after the grace period), :func:`claim` and :class:`QueueLock`
-(no slot runs twice when workers race).
+Optuna's own mechanisms do most of the work: plan rows are enqueued trials; a worker that dies on another machine
+is found by its heartbeat, and ``RetryHeartbeatStaleTrialCallback`` queues its trial again with its settings; the
+storage is Optuna's RDB storage, made patient of outages here. What Optuna lacks is kept: the slot bookkeeping (an
+enqueued trial that fails leaves Optuna no record that its row is still owed), :func:`top_up` (the retry callback
+fires only for stale heartbeats, not for a Ctrl-C or a crash), :func:`_dead_here` (a dead process on this machine
+is known at once, not after the grace period), :func:`claim` and :class:`QueueLock` (no slot runs twice when
+workers race).
 """
 
 from __future__ import annotations
@@ -174,9 +170,8 @@ def _storage_errors(url: str, doing: str):
 def open_study(spec: SweepSpec, storage: str) -> optuna.Study:
     """Open (or create) the sweep's study; one-line ConfigError if the storage fails or holds another plan.
 
-    Fails at once when the storage cannot be reached now (a wrong URL is the likely cause);
-    once open, the study's storage rides out outages of ``spec.options.storage_patience`` seconds.
-    """
+    Fails at once when the storage cannot be reached now (a wrong URL is the likely cause); once open, the study's
+    storage rides out outages of ``spec.options.storage_patience`` seconds."""
     import optuna
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from sqlalchemy.exc import IntegrityError, ProgrammingError
@@ -337,10 +332,9 @@ def next_step(study: optuna.Study, spec: SweepSpec) -> str:
 def claim(study: optuna.Study, trial: optuna.Trial, spec: SweepSpec) -> int:
     """The slot this running trial owns, or DuplicateTrial when it must not run.
 
-    Deterministic whichever worker looks first: of two live trials for one slot
-    the older (lower number) runs; a sampler's new draw runs only if fewer than
-    ``budget`` older slots are live. (Optuna's ``MaxTrialsCallback`` stops a worker
-    only after a trial has finished: two workers at ``budget - 1`` would both draw.)
+    Deterministic whichever worker looks first: of two live trials for one slot the older (lower number) runs; a
+    sampler's new draw runs only if fewer than ``budget`` older slots are live. (Optuna's ``MaxTrialsCallback`` stops
+    a worker only after a trial has finished: two workers at ``budget - 1`` would both draw.)
     """
     me = trial.number
     others = [t for t in study.get_trials(deepcopy=False) if t.number != me and _live(t)]
@@ -358,12 +352,9 @@ def claim(study: optuna.Study, trial: optuna.Trial, spec: SweepSpec) -> int:
 
 
 class QueueLock:
-    """Serialises taking a trial from a SQLite study's queue among this machine's workers; :meth:`release` may be
-    called when not held.
-
-    Optuna takes a WAITING trial with a read then a write; server databases lock
-    the row in between, SQLite does not, so two workers could both take the same trial.
-    """
+    """Serialises taking a trial from a SQLite study's queue among this machine's workers (:meth:`release` may be
+    called when not held): Optuna takes a WAITING trial with a read then a write, which a server database locks
+    in between and SQLite does not, so two workers could both take the same trial."""
 
     def __init__(self, storage_url: str):
         db = _sqlite_file(storage_url)
