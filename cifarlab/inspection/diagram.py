@@ -18,10 +18,7 @@ _COLORS = {"Conv": "#9ecae1", "Linear": "#fdae6b", "BatchNorm": "#c7e9c0", "Pool
 
 
 def _color(kind: str) -> str:
-    for key, color in _COLORS.items():
-        if key in kind:
-            return color
-    return "#fff7bc"  # activations and anything else
+    return next((color for key, color in _COLORS.items() if key in kind), "#fff7bc")  # activations and the rest
 
 
 def _draw_skip(ax, pos, block: str, first: int, last: int, per_column: int) -> None:

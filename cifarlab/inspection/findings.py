@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -38,18 +39,15 @@ def failure_finding(failure: TraceFailure) -> Finding:
     """An error finding for a layer that raised: both shapes and, for a linear, what would fit."""
     m, inp = failure.module, failure.input_shape
     where = f"layer {failure.name} ({failure.type})"
-    if isinstance(m, nn.Linear) and inp is not None:
-        n = 1
-        for s in inp:
-            n *= s
-        if len(inp) == 1:
-            msg = (f"{where} expects in-features {m.in_features} but gets {fmt_shape(inp)}; "
-                   f"in-features {inp[0]} would fit")
-        else:
-            msg = (f"{where} expects in-features {m.in_features} but gets the unflattened {fmt_shape(inp)}; "
-                   f"flatten first (in-features {n} would fit)")
-        return Finding("error", failure.name, msg, "shape-mismatch")
-    if isinstance(m, nn.modules.conv._ConvNd) and inp is not None:
+    conv, bn = nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm
+    if inp is None or not isinstance(m, (nn.Linear, conv, bn)):
+        return Finding("error", failure.name, f"{where} fails on input {fmt_shape(inp)}: {failure.message}", "fails")
+    if isinstance(m, nn.Linear) and len(inp) == 1:
+        msg = f"{where} expects in-features {m.in_features} but gets {fmt_shape(inp)}; in-features {inp[0]} would fit"
+    elif isinstance(m, nn.Linear):
+        msg = (f"{where} expects in-features {m.in_features} but gets the unflattened {fmt_shape(inp)}; "
+               f"flatten first (in-features {math.prod(inp)} would fit)")
+    elif isinstance(m, conv):
         expect = f"{m.in_channels}x" + "x".join("DHW"[-len(m.kernel_size):])
         msg = f"{where} expects {expect} (kernel {fmt_shape(m.kernel_size)}) but gets {fmt_shape(inp)}"
         # A wrong number of dimensions needs no more words than the two shapes.
@@ -57,11 +55,9 @@ def failure_finding(failure: TraceFailure) -> Finding:
             msg += f"; in-channels {inp[0]} would fit"
         elif len(inp) == len(m.kernel_size) + 1:  # channels fit, so the kernel outgrows the input: torch says how
             msg += f": {failure.message}"
-        return Finding("error", failure.name, msg, "shape-mismatch")
-    if isinstance(m, nn.modules.batchnorm._BatchNorm) and inp is not None:
+    else:
         msg = f"{where} expects {m.num_features} channels but gets {fmt_shape(inp)}; {inp[0]} would fit"
-        return Finding("error", failure.name, msg, "shape-mismatch")
-    return Finding("error", failure.name, f"{where} fails on input {fmt_shape(inp)}: {failure.message}", "fails")
+    return Finding("error", failure.name, msg, "shape-mismatch")
 
 
 def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
@@ -94,13 +90,10 @@ def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
                            f"({row.type}: {fmt_shape(inp)} -> {fmt_shape(shp)}) "
                            "before the head; later layers see no spatial structure", "spatial-collapse"))
         break
-    if total_params > 0:
-        for row in rows:
-            if row.type == "Linear":
-                own = row.params_trainable + row.params_frozen
-                if own > total_params / 2:
-                    out.append(Finding("warning", row.name,
-                                       f"linear layer {row.name} holds {own:,} of {total_params:,} parameters "
-                                       f"({100 * own / total_params:.0f}%); a smaller pooled input would "
-                                       "shrink it", "linear-dominates"))
+    for row in rows:
+        own = row.params_trainable + row.params_frozen
+        if row.type == "Linear" and own > total_params / 2:  # own <= total: no division by 0
+            out.append(Finding("warning", row.name, f"linear layer {row.name} holds {own:,} of {total_params:,} "
+                               f"parameters ({100 * own / total_params:.0f}%); a smaller pooled input would shrink it",
+                               "linear-dominates"))
     return out

@@ -85,38 +85,28 @@ class InspectReport:
         }
 
     def _table_rows(self) -> list[list[str]]:
-        out = []
-        for r in self.rows:
-            frozen = f" (+{r.params_frozen:,} frozen)" if r.params_frozen else ""
-            shape = fmt_shape(r.output_shape) if r.ok else "FAILS"
-            out.append([r.name, r.type, shape, f"{r.params_trainable:,}{frozen}", f"{r.macs:,}",
-                        f"{r.activation_bytes / 1e3:,.1f}"])
-        return out
+        return [[r.name, r.type, fmt_shape(r.output_shape) if r.ok else "FAILS",
+                 f"{r.params_trainable:,}" + (f" (+{r.params_frozen:,} frozen)" if r.params_frozen else ""),
+                 f"{r.macs:,}", f"{r.activation_bytes / 1e3:,.1f}"] for r in self.rows]
 
     _HEAD: ClassVar[list[str]] = ["layer", "type", "output", "params", "MACs", "act KB"]
 
     def format_table(self) -> str:
         """The report as aligned text."""
         rows = self._table_rows()
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(self._HEAD)]
-        right = {3, 4, 5}
+        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(self._HEAD)]
 
-        def line(cells: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+        def line(cells: list[str]) -> str:  # the numeric columns (params on) are right-aligned
+            return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
                              for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
+        rule = line(["-" * w for w in widths])
+        frozen = f" ({self.params_frozen:,} frozen)" if self.params_frozen else ""
         title = (f"model {self.model_name}: input {self.batch}x{fmt_shape(self.input_shape)} "
                  f"-> output {fmt_shape(self.output_shape)}")
-        lines = [title, line(self._HEAD), line(["-" * w for w in widths])]
-        lines += [line(r) for r in rows]
-        lines.append(line(["-" * w for w in widths]))
-        frozen = f" ({self.params_frozen:,} frozen)" if self.params_frozen else ""
-        lines.append(f"params {self.params:,}{frozen} = {self.param_mb:.2f} MB; "
-                     f"MACs/image {self.macs:,} ({self.macs / 1e6:.1f} M); "
-                     f"activations {self.activation_mb:.2f} MB for batch {self.batch}")
-        for f in self.findings:
-            lines.append(str(f))
-        return "\n".join(lines)
+        totals = (f"params {self.params:,}{frozen} = {self.param_mb:.2f} MB; MACs/image {self.macs:,} "
+                  f"({self.macs / 1e6:.1f} M); activations {self.activation_mb:.2f} MB for batch {self.batch}")
+        return "\n".join([title, line(self._HEAD), rule, *map(line, rows), rule, totals, *map(str, self.findings)])
 
     def _repr_html_(self) -> str:
         esc = html.escape

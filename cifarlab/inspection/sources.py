@@ -12,15 +12,15 @@ from cifarlab.errors import ModelError
 from cifarlab.models.declarative import ShapeError, build_layers
 
 
-def _from_layers(layers: Any, input_shape: tuple[int, ...], where: str | None
-                 ) -> tuple[nn.Module, list[ShapeError]]:
+def _from_layers(layers: Any, input_shape: tuple[int, ...], where: str | None,
+                 name: str) -> tuple[nn.Module, str, list[ShapeError]]:
     # Lenient: sizes that cannot connect become findings, so the table still shows
     # every layer up to the bad one; malformed entries still raise.
     try:
         model, errors, _ = build_layers(layers, input_shape, lenient=True)
     except ModelError as exc:
         raise ModelError(f"{where}: {exc}" if where else str(exc)) from None
-    return model, errors
+    return model, name, errors
 
 
 def _from_model_config(model_cfg, input_shape: tuple[int, ...], where: str | None,
@@ -28,8 +28,7 @@ def _from_model_config(model_cfg, input_shape: tuple[int, ...], where: str | Non
     from cifarlab.models import create_model
 
     if model_cfg.layers is not None:
-        model, errors = _from_layers(model_cfg.layers, input_shape, where)
-        return model, display_name or "layers", errors
+        return _from_layers(model_cfg.layers, input_shape, where, display_name or "layers")
     return create_model(model_cfg.name, **model_cfg.args), model_cfg.name, []
 
 
@@ -55,8 +54,7 @@ def _from_mapping(data: dict, input_shape: tuple[int, ...], where: str | None, d
     if "model" not in data:
         if "layers" not in data:
             raise ModelError(f"{where or 'config'}: expected a layer list or a config with a 'model:' section")
-        model, errors = _from_layers(data["layers"], input_shape, where)
-        return model, str(data.get("name") or default_name), errors
+        return _from_layers(data["layers"], input_shape, where, str(data.get("name") or default_name))
     section = data["model"] if isinstance(data["model"], dict) else {}
     # With an inline layer list, `model.name` is only a display name (the preset's default is "seed").
     display = str(section.get("name") or default_name) if section.get("layers") is not None else None
@@ -70,8 +68,7 @@ def resolve_model(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module,
     if isinstance(source, nn.Module):
         return source, type(source).__name__, []
     if isinstance(source, list):
-        model, errors = _from_layers(source, input_shape, None)
-        return model, "layers", errors
+        return _from_layers(source, input_shape, None, "layers")
     if isinstance(source, Config):
         source = source.model
     if isinstance(source, ModelConfig):
@@ -82,8 +79,7 @@ def resolve_model(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module,
     if path.suffix in (".yaml", ".yml"):
         data = _read_yaml(path)
         if isinstance(data, list):
-            model, errors = _from_layers(data, input_shape, str(path))
-            return model, path.name, errors
+            return _from_layers(data, input_shape, str(path), path.name)
         if not isinstance(data, dict):
             raise ModelError(f"{path}: expected a layer list or a config with a 'model:' section")
         return _from_mapping(data, input_shape, str(path), path.name, lambda: compose(config_file=path))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -23,18 +24,12 @@ class LayerRow:
     output_shape: tuple[int, ...] | None
     params_trainable: int
     params_frozen: int
-    macs: int  # per image
-    activation_bytes: int  # output elements * 4 bytes * batch
+    macs: int = 0  # per image
+    activation_bytes: int = 0  # output elements * 4 bytes * batch
     ok: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "type": self.type,
-            "input_shape": list(self.input_shape) if self.input_shape is not None else None,
-            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
-            "params_trainable": self.params_trainable, "params_frozen": self.params_frozen,
-            "macs": self.macs, "activation_bytes": self.activation_bytes, "ok": self.ok,
-        }
+        return {key: list(v) if isinstance(v, tuple) else v for key, v in asdict(self).items()}
 
 
 @dataclass
@@ -50,39 +45,26 @@ class TraceFailure:
 
 def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Modules with no children, except empty containers (an empty ``nn.Sequential`` is an identity)."""
-    out = []
-    for name, module in model.named_modules():
-        if next(module.children(), None) is None and not isinstance(module, _CONTAINERS):
-            out.append((name or type(module).__name__, module))
-    return out
+    return [(name or type(module).__name__, module) for name, module in model.named_modules()
+            if next(module.children(), None) is None and not isinstance(module, _CONTAINERS)]
 
 
-def layer_macs(module: nn.Module, inp: tuple[int, ...] | None, out: tuple[int, ...] | None) -> int:
+def layer_macs(module: nn.Module, out: tuple[int, ...] | None) -> int:
     """Multiply-accumulates per image: conv out_h*out_w*out_c*(in_c/groups)*kh*kw; linear in*out."""
     if out is None:
         return 0
     if isinstance(module, nn.modules.conv._ConvNd):
-        k = 1
-        for s in module.kernel_size:
-            k *= s
-        spatial = 1
-        for s in out[1:]:
-            spatial *= s
-        return spatial * module.out_channels * (module.in_channels // module.groups) * k
+        per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+        return math.prod(out[1:]) * module.out_channels * per_output
     if isinstance(module, nn.Linear):
-        rows = 1
-        for s in out[:-1]:
-            rows *= s
-        return rows * module.in_features * module.out_features
+        return math.prod(out[:-1]) * module.in_features * module.out_features
     return 0
 
 
 def _shape(x: Any) -> tuple[int, ...] | None:
-    if torch.is_tensor(x):
-        return tuple(x.shape[1:])
-    if isinstance(x, (tuple, list)) and x and torch.is_tensor(x[0]):
-        return tuple(x[0].shape[1:])
-    return None
+    """The shape without the batch dimension of a tensor, or of the first of a tuple or list of them."""
+    x = x[0] if isinstance(x, (tuple, list)) and x else x
+    return tuple(x.shape[1:]) if torch.is_tensor(x) else None
 
 
 def _own_params(module: nn.Module) -> tuple[int, int]:
@@ -122,13 +104,10 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
         count = calls[id(module)] = calls.get(id(module), 0) + 1
         trainable, frozen = params[id(module)] if count == 1 else (0, 0)  # shared weights count once
         out = _shape(output)
-        elems = 1
-        for s in out or ():
-            elems *= s
         rows.append(LayerRow(
             name=name if count == 1 else f"{name}#{count}", type=type(module).__name__,
             input_shape=inp, output_shape=out, params_trainable=trainable, params_frozen=frozen,
-            macs=layer_macs(module, inp, out), activation_bytes=elems * 4 * batch if out is not None else 0,
+            macs=layer_macs(module, out), activation_bytes=math.prod(out) * 4 * batch if out is not None else 0,
         ))
 
     handles = [h for _, m in modules.values() for h in (m.register_forward_pre_hook(pre_hook),
@@ -147,10 +126,7 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
             except Exception as exc:  # noqa: BLE001 - any failure inside the model is a finding
                 name, module, inp = running[-1] if running else (type(model).__name__, model, tuple(input_shape))
                 failure = TraceFailure(name, type(module).__name__, module, inp, first_line(exc))
-                trainable, frozen = params[id(module)]
-                rows.append(LayerRow(name=name, type=type(module).__name__, input_shape=inp, output_shape=None,
-                                     params_trainable=trainable, params_frozen=frozen, macs=0,
-                                     activation_bytes=0, ok=False))
+                rows.append(LayerRow(name, type(module).__name__, inp, None, *params[id(module)], ok=False))
     finally:
         for h in handles:
             h.remove()
