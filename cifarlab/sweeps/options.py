@@ -1,7 +1,6 @@
 """Every option of a sweep, in one table: ``cifarlab sweep``'s flags, ``cifarlab.sweep()``'s keywords and the
-command line of worker processes are all generated from :class:`SweepOptions`.
-
-A new option is one field here (and its use where it acts), nothing else.
+command line of worker processes are all generated from :class:`SweepOptions`; a new option is one field here (and
+its use where it acts), nothing else.
 """
 
 from __future__ import annotations

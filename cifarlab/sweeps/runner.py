@@ -84,14 +84,16 @@ def trial_dir(spec: SweepSpec, sweep_dir: Path, slot: int, label: str) -> Path:
 
 
 class _Objective:
-    """What one Optuna trial does: claim its slot, then train (or resume) its run and return val acc."""
+    """What one Optuna trial does: claim its slot, then train (or resume) its run and return val acc; and
+    :meth:`announce`, the callback printing one line per finished trial of this worker."""
 
-    def __init__(self, spec: SweepSpec, sweep_dir: Path, study, lock: study_mod.QueueLock, verbose: bool):
+    def __init__(self, spec: SweepSpec, sweep_dir: Path, study, lock: study_mod.QueueLock):
         from cifarlab.data import load_dataset
 
-        self.spec, self.sweep_dir, self.study, self.lock, self.verbose = spec, sweep_dir, study, lock, verbose
+        self.spec, self.sweep_dir, self.study, self.lock = spec, sweep_dir, study, lock
+        self.verbose = spec.options.verbose
         # The dataset, loaded once per worker and shared by its trials.
-        self._data = functools.cache(lambda path: load_dataset(path, progress=verbose))
+        self._data = functools.cache(lambda path: load_dataset(path, progress=self.verbose))
 
     def __call__(self, trial) -> float:
         import optuna
@@ -177,14 +179,9 @@ class _Objective:
             trial.set_user_attr("diverged", True)
             raise optuna.TrialPruned(str(exc)) from None
 
+    def announce(self, study, trial) -> None:
+        from optuna.trial import TrialState
 
-def _announcer(spec: SweepSpec):
-    """An Optuna callback printing one line per finished trial of this worker."""
-    from optuna.trial import TrialState
-
-    total = len(spec.trials) or spec.budget
-
-    def announce(study, trial) -> None:
         if trial.state == TrialState.FAIL:  # a duplicate that stepped aside: nothing ran
             return
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
@@ -196,25 +193,22 @@ def _announcer(spec: SweepSpec):
                 if last is not None else "pruned"
         else:
             outcome = f"val acc {trial.value:.2%}"
-        done = len(study_mod.finished_by_slot(study))
+        done, total = len(study_mod.finished_by_slot(study)), len(self.spec.trials) or self.spec.budget
         print(f"[{done}/{total}] {trial.user_attrs.get('label')}: {outcome} in {seconds:.1f}s", flush=True)
-
-    return announce
 
 
 def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str) -> None:
     """Take trials from the study until every slot is done (or the sampler's budget is spent)."""
     study = study_mod.open_study(spec, storage_url)
     lock = study_mod.QueueLock(storage_url)
-    objective = _Objective(spec, Path(sweep_dir), study, lock, spec.options.verbose)
-    announce = _announcer(spec)
+    objective = _Objective(spec, Path(sweep_dir), study, lock)
     while True:
         with lock:  # held until the objective has its trial out of the queue (it releases it then)
             study_mod.fail_dead_trials(study)
             study_mod.top_up(study, spec)
             step = study_mod.next_step(study, spec)
             if step == "run":
-                study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,), callbacks=[announce])
+                study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,), callbacks=[objective.announce])
         if step == "done":
             return
         if step == "wait":  # Optuna has no blocking ask: poll while others run; one may die and come back
@@ -225,8 +219,7 @@ def exit_with_coordinator() -> None:
     """In a worker process: be interrupted (as by Ctrl-C) when the coordinator dies, even by kill -9."""
     parent = int(os.environ.get(PARENT_ENV, "0"))
     if sys.platform.startswith("linux"):
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGINT)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
     if parent and os.getppid() != parent:  # it died before the line above took effect
         raise KeyboardInterrupt
 

@@ -58,10 +58,8 @@ class SweepSpec:
     def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Every key a trial sets over its base config: ``fixed``, the trial's own, the options, scaled epochs."""
         layered: dict[str, Any] = {}
-        for layer in (self.fixed, overrides, self.options.overrides()):
-            for key, value in layer.items():
-                layered.pop(key, None)  # re-insert, so that a later layer is also applied later
-                layered[key] = value
+        for layer in (self.fixed, overrides, self.options.overrides()):  # a later layer's keys also come later
+            layered = {key: value for key, value in layered.items() if key not in layer} | layer
         if self.options.epochs_scale is not None:
             epochs = config_mod.compose(self.preset, self.config_file, layered).train.epochs
             layered["train.epochs"] = max(1, round(epochs * self.options.epochs_scale))

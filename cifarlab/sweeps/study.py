@@ -301,9 +301,8 @@ def fail_dead_trials(study: optuna.Study) -> None:
 
 def top_up(study: optuna.Study, spec: SweepSpec) -> None:
     """Queue every slot that has no live trial: never started (plans), or only failed attempts."""
-    trials = study.get_trials(deepcopy=False)
     attempts: dict[int, list] = {}
-    for trial in trials:
+    for trial in study.get_trials(deepcopy=False):
         if trial.user_attrs.get("slot") is not None:
             attempts.setdefault(trial.user_attrs["slot"], []).append(trial)
     slots = range(len(spec.trials)) if spec.trials else sorted(attempts)
