@@ -52,14 +52,6 @@ def check_opset(opset: int) -> None:
                          f"({MATLAB_MAX_OPSET} is the highest MATLAB's importer fully supports)")
 
 
-def _ops(proto) -> list[str]:
-    seen: list[str] = []
-    for node in proto.graph.node:
-        if node.op_type not in seen:
-            seen.append(node.op_type)
-    return seen
-
-
 def _layer_of(node_name: str) -> str:
     """The module path an exported node came from.
 
@@ -74,15 +66,11 @@ def _layer_of(node_name: str) -> str:
 
 def _unsupported(proto) -> dict[str, list[str]]:
     """Ops outside :data:`MATLAB_OPS`, each with the layers (module paths) that produced it."""
-    where: dict[str, list[str]] = {}
+    where: dict[str, dict[str, None]] = {}  # dicts as ordered sets
     for node in proto.graph.node:
-        if node.op_type in MATLAB_OPS:
-            continue
-        layer = _layer_of(node.name)
-        layers = where.setdefault(node.op_type, [])
-        if layer not in layers:
-            layers.append(layer)
-    return where
+        if node.op_type not in MATLAB_OPS:
+            where.setdefault(node.op_type, {})[_layer_of(node.name)] = None
+    return {op: list(layers) for op, layers in where.items()}
 
 
 def _inline_identities(proto) -> None:
@@ -134,9 +122,7 @@ def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opse
     proto = onnx.load_from_string(buf.getvalue())
     _inline_identities(proto)
     for key, value in preprocessing.items():
-        entry = proto.metadata_props.add()
-        entry.key = key
-        entry.value = value if isinstance(value, str) else json.dumps(value)
+        proto.metadata_props.add(key=key, value=value if isinstance(value, str) else json.dumps(value))
     proto.producer_name = "cifarlab"
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -162,6 +148,6 @@ def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opse
     if opset > MATLAB_MAX_OPSET:
         notes.append(f"opset {opset} is above {MATLAB_MAX_OPSET}, the highest MATLAB's importNetworkFromONNX "
                      "fully supports")
-    return ExportResult(path=out, format="onnx", opset=opset, ops=_ops(proto), max_abs_diff=diff,
-                        preprocessing=preprocessing, unsupported_ops=list(unsupported), warnings=notes,
-                        ir_version=proto.ir_version)
+    ops = list(dict.fromkeys(node.op_type for node in proto.graph.node))  # distinct, in first-use order
+    return ExportResult(path=out, format="onnx", opset=opset, ops=ops, max_abs_diff=diff, preprocessing=preprocessing,
+                        unsupported_ops=list(unsupported), warnings=notes, ir_version=proto.ir_version)
