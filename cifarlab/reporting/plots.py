@@ -24,7 +24,7 @@ def save_figure(fig, path: Path) -> None:
         plt.close(fig)
 
 
-def smooth(values: Sequence[float], weight: float = 0.98) -> np.ndarray:
+def smooth(values: Sequence[float], weight: float) -> np.ndarray:
     """Debiased exponential moving average, the smoothing TensorBoard draws."""
     out, avg = np.empty(len(values)), 0.0
     for i, v in enumerate(values):
@@ -33,7 +33,7 @@ def smooth(values: Sequence[float], weight: float = 0.98) -> np.ndarray:
     return out
 
 
-def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "Training loss") -> None:
+def plot_loss(records: list[dict[str, Any]], path: Path) -> None:
     """Loss per optimizer step, raw and smoothed, with epoch boundaries marked."""
     steps = [r for r in records if r.get("type") == "step"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -46,7 +46,7 @@ def plot_loss(records: list[dict[str, Any]], path: Path, title: str = "Training 
             if after["epoch"] != r["epoch"]:
                 ax.axvline(r["step"], color="grey", linewidth=0.5, linestyle=":")
         ax.legend()
-    ax.set(xlabel="optimizer step (dotted lines: epoch ends)", ylabel="cross-entropy loss", title=title)
+    ax.set(xlabel="optimizer step (dotted lines: epoch ends)", ylabel="cross-entropy loss", title="Training loss")
     ax.grid(alpha=0.3)
     save_figure(fig, path)
 
@@ -69,8 +69,7 @@ def plot_accuracy(records: list[dict[str, Any]], path: Path, test_acc: float | N
     save_figure(fig, path)
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
-                   title: str = "Confusion matrix (test set)") -> None:
+def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> None:
     """Heatmap of counts, rows true class, columns predicted, each row shaded by its share."""
     matrix = np.asarray(confusion)
     share = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
@@ -80,7 +79,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], p
     ax.set_yticks(range(len(classes)), classes)
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.5 else "black")
-    ax.set(xlabel="predicted class", ylabel="true class", title=title)
+    ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test set)")
     fig.colorbar(im, ax=ax, label="share of the true class")
     save_figure(fig, path)
 

@@ -51,7 +51,7 @@ def _regularization(cfg: dict[str, Any], dropout: float) -> str:
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run directory's ``config`` (a dict), ``summary`` and (sweep trials) ``sweep`` records, or None if it is no run."""
+    """A run's ``config`` (a dict), ``summary`` and (sweep trials) ``sweep`` records, or None if it is no run."""
     rd = RunDir(run_dir)
     summary = rd.summary()
     if not summary or not rd.exists():

@@ -84,9 +84,9 @@ def plot_parameters(rows: list[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path)
 
 
-def plot_best_curves(rows: list[dict[str, Any]], path: Path, top: int = 3) -> None:
-    """Validation accuracy per epoch of the ``top`` best trials, overlaid."""
-    best = sorted((r for r in rows if r["val acc"] is not None), key=lambda r: -r["val acc"])[:top]
+def plot_best_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    """Validation accuracy per epoch of the three best trials, overlaid."""
+    best = sorted((r for r in rows if r["val acc"] is not None), key=lambda r: -r["val acc"])[:3]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in best:
         # A trial run on another machine has no metrics here: its curve stayed there.
