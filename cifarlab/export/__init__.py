@@ -24,11 +24,9 @@ def export_model(path: str | Path, format: str = "onnx", opset: int = 14, out: s
                  allow_any_op: bool = False) -> ExportResult:
     """Export the trained model at ``path`` (run directory or weights file) as ``onnx`` or ``torchscript``.
 
-    ``out`` defaults to ``model.onnx`` / ``model.pt`` beside the weights file.
-    ``opset`` applies to ONNX (default 14, what MATLAB's importer fully supports).
-    ``allow_any_op`` accepts ONNX ops outside :data:`MATLAB_OPS` (they are still
-    listed in ``ExportResult.unsupported_ops``). Every failed check raises
-    :class:`~cifarlab.errors.ModelError` and leaves no file.
+    ``out`` defaults to ``model.onnx`` / ``model.pt`` beside the weights file. ``opset`` applies to ONNX
+    (14: what MATLAB's importer fully supports); ``allow_any_op`` accepts ops outside :data:`MATLAB_OPS`
+    (still listed in ``ExportResult.unsupported_ops``). A failed check is a ``ModelError`` and leaves no file.
     """
     from cifarlab.models.weights import load_trained
 

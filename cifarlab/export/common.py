@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from cifarlab.data.loader import normalize
 from cifarlab.errors import ModelError
@@ -71,8 +73,10 @@ def parity_batch(preprocessing: dict[str, Any], shape: tuple[int, ...]) -> torch
     return normalize(pixels, preprocessing["mean"], preprocessing["std"])
 
 
-def check_parity(ref: np.ndarray, got: np.ndarray, what: str) -> float:
-    """Max |ref - got|; a :class:`ModelError` if above :data:`TOLERANCE` or any predicted class differs."""
+def check_parity(model: nn.Module, x: torch.Tensor, run: Callable[[torch.Tensor], np.ndarray], what: str) -> float:
+    """Max |logit diff| of ``run(x)`` against ``model(x)``; a ModelError above TOLERANCE or if a prediction differs."""
+    with torch.no_grad():
+        ref, got = model(x).numpy(), run(x)
     if ref.shape != got.shape:
         raise ModelError(f"{what}: output shape {got.shape} differs from PyTorch's {ref.shape}; nothing written")
     diff = float(np.max(np.abs(ref - got)))

@@ -95,12 +95,10 @@ def _inline_identities(proto) -> None:
 
 def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opset: int = 14,
                 input_shape: tuple[int, ...] = (3, 32, 32), allow_any_op: bool = False) -> ExportResult:
-    """Export ``model`` to ``out`` with ``preprocessing`` as metadata; verify before the file appears.
+    """Export ``model`` to ``out`` with ``preprocessing`` as metadata, verified (see the module doc) before it appears.
 
-    Input ``input`` (N x C x H x W float32, N dynamic), output ``logits`` (N x classes).
-    Raises :class:`ModelError`, writing nothing, when the exporter fails, the
-    checker rejects the graph, an op is outside :data:`MATLAB_OPS` (unless
-    ``allow_any_op``) or onnxruntime's logits differ from PyTorch's.
+    Input ``input`` (N x C x H x W float32, N dynamic), output ``logits`` (N x classes). A failed
+    check, or an op outside :data:`MATLAB_OPS` without ``allow_any_op``, is a :class:`ModelError`.
     """
     import onnx
     import onnxruntime as ort
@@ -111,8 +109,7 @@ def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opse
     buf = io.BytesIO()
     # The TorchScript-based exporter warns that it is deprecated; it is chosen on purpose
     # (see the module docstring), so its warnings would only confuse the user.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         try:
             torch.onnx.export(model, x[:1], buf, dynamo=False, opset_version=opset, input_names=["input"],
                               output_names=["logits"],
@@ -134,10 +131,8 @@ def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opse
         raise ModelError(f"ONNX ops outside the MATLAB importer allow-list: {found}; change those layers "
                          "(e.g. gelu -> relu or silu) or pass --allow-any-op; nothing written")
     data = proto.SerializeToString()
-    with torch.no_grad():
-        ref = model(x).numpy()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    diff = check_parity(ref, session.run(["logits"], {"input": x.numpy()})[0], "onnxruntime")
+    diff = check_parity(model, x, lambda batch: session.run(["logits"], {"input": batch.numpy()})[0], "onnxruntime")
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
         onnx.checker.check_model(str(tmp))  # the file as written

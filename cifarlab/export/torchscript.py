@@ -25,8 +25,7 @@ def export_torchscript(model: nn.Module, out: Path, preprocessing: dict[str, Any
     x = parity_batch(preprocessing, input_shape)
     # torch.jit warns that it is deprecated, but a traced file is still what libtorch
     # (C++) and MATLAB's importNetworkFromPyTorch load; the warning is not the user's concern.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(action="ignore"):
         try:
             with torch.no_grad():
                 traced = torch.jit.trace(model, x[:1])
@@ -37,8 +36,7 @@ def export_torchscript(model: nn.Module, out: Path, preprocessing: dict[str, Any
         torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(preprocessing)})
         data = buffer.getvalue()
         loaded = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
-    with torch.no_grad():
-        diff = check_parity(model(x).numpy(), loaded(x).numpy(), "torchscript")
+    diff = check_parity(model, x, lambda batch: loaded(batch).numpy(), "torchscript")
     write_bytes(out, data)
     return ExportResult(path=out, format="torchscript", opset=None, ops=[], max_abs_diff=diff,
                         preprocessing=preprocessing)

@@ -1,27 +1,15 @@
 """Networks from a YAML layer list: shapes are tracked while building, so in-channels are inferred.
 
-A model config may describe its network inline instead of naming a registered one::
+Each entry of ``model: layers:`` is a bare type (``relu``) or a one-key mapping ``type: {fields}``
+(``residual: [layers...]`` for a block); any entry may carry ``name:`` (inside its fields or beside
+the type). Unnamed layers get ``conv1, relu1, bn1, pool1, fc1, ...`` (numbered across the whole
+network); a residual block's layers are its children (``res1.conv3``). An explicit ``in:`` on a
+linear layer is checked against the tracked shape. Every problem is a :class:`ModelError` naming
+the layer by position, type and name, e.g. ``layer 7 (linear fc1): in-features 4096 do not match
+the incoming 512x2x2=2048; in-features 2048 would fit``. The README shows the syntax in full.
 
-    model:
-      layers:
-        - conv: {out: 32, kernel: 3, padding: 1}
-        - relu
-        - residual:
-            - conv: {out: 32, kernel: 3, padding: 1}
-        - adaptiveavgpool: {size: [2, 2]}
-        - flatten
-        - linear: {out: 10}
-
-Each entry is a bare type (``relu``) or a one-key mapping ``type: {fields}``; any
-entry may carry ``name:`` (inside its fields or beside the type). Unnamed layers
-get ``conv1, relu1, bn1, pool1, fc1, ...`` (numbered across the whole network);
-a residual block's layers are its children (``res1.conv3``). An explicit ``in:``
-on a linear layer is checked against the tracked shape. Every problem is a
-:class:`ModelError` naming the layer by position, type and name, e.g. ``layer 7
-(linear fc1): in-features 4096 do not match the incoming 512x2x2=2048; in-features 2048 would fit``.
-
-:data:`LAYERS` is the one table of layer types: each type's fields with their
-defaults, its default name stem and its builder. A new layer type is one builder and one row there.
+:data:`LAYERS` is the one table of layer types: each type's fields with their defaults, its
+default name stem and its builder. A new layer type is one builder and one row there.
 """
 
 from __future__ import annotations
