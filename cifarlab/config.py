@@ -100,6 +100,9 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of weights; 0 = off
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror
     tta_translate: int = 0  # also on the image shifted this many pixels up-left and down-right; 0 = off
+    # Side of the training images per epoch, the last repeating ([24, 32]: epoch 1 at 24x24, the rest at 32x32);
+    # [] = as stored. Early epochs at a lower resolution cost less (progressive resizing); evaluation is always full size.
+    resolution: list[int] = field(default_factory=list)
     val_every: int = 1  # validate after every N-th epoch and always after the last; 0 = only after the last
     test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
     eval_batch_size: int = 1000
@@ -380,5 +383,8 @@ def validate(cfg: Config, where: str = "config") -> None:
         expected = 2 if key == "optim.betas" else 3
         if len(_get(cfg, key)) != expected:
             raise ConfigError(f"{where}: key '{key}' must have {expected} numbers, got {_get(cfg, key)!r}")
+    if any(side < 8 for side in cfg.train.resolution):
+        raise ConfigError(f"{where}: key 'train.resolution' must list image sides of at least 8, "
+                          f"got {cfg.train.resolution!r}")
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"{where}: key 'data.std' must be positive, got {cfg.data.std!r}")

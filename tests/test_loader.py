@@ -94,3 +94,20 @@ def test_augmented_loader_is_deterministic_for_a_seed():
         return next(iter(loader))[0]
 
     assert torch.equal(first(5), first(5)) and not torch.equal(first(5), first(6))
+
+
+def test_size_resizes_the_augmented_batch_and_none_leaves_it():
+    aug = AugmentConfig(crop_padding=2, flip=True, cutout=0)
+
+    def batch(size):
+        loader = DeviceLoader(_images(8), torch.arange(8), 8, mean=[0] * 3, std=[1] * 3, augment=aug,
+                              generator=torch.Generator().manual_seed(5))
+        loader.size = size
+        return next(iter(loader))[0]
+
+    full, small = batch(None), batch(20)
+    assert full.shape == (8, 3, 32, 32) and small.shape == (8, 3, 20, 20)
+    # The same draws, then the resize: the small batch is the full one scaled down, not another crop.
+    expected = torch.nn.functional.interpolate(full, size=(20, 20), mode="bilinear", antialias=True,
+                                               align_corners=False)
+    assert torch.allclose(small, expected)

@@ -54,3 +54,34 @@ def test_validation_every_n_accepts_zero_and_refuses_negatives():
     assert load("seed").train.val_every == 1 and load("seed", train__val_every=0).train.val_every == 0
     with pytest.raises(ConfigError, match="train.val_every"):
         load("seed", train__val_every=-1)
+
+
+def test_resolution_sets_the_training_image_side_per_epoch_and_evaluation_stays_full_size(tiny_imagefolder,
+                                                                                           tmp_path, monkeypatch):
+    from cifarlab.data.loader import DeviceLoader
+
+    batch_sides, eval_sides, per_epoch = [], [], []
+    original = DeviceLoader._transform
+
+    def spy(self, x):
+        out = original(self, x)
+        (batch_sides if self.augment is not None else eval_sides).append(out.shape[-1])
+        return out
+
+    def end_of_epoch(_metrics):
+        per_epoch.append(set(batch_sides))
+        batch_sides.clear()
+
+    monkeypatch.setattr(DeviceLoader, "_transform", spy)
+    cifarlab.train("fast-cpu", out_dir=tmp_path / "run", data=cifarlab.load_dataset(tiny_imagefolder),
+                   train__epochs=3, train__resolution=[16, 24], train__val_every=1, train__precision="fp32",
+                   callbacks=[end_of_epoch], **SMALL)
+    assert per_epoch == [{16}, {24}, {24}]
+    assert set(eval_sides) == {32}  # validation and test images are never resized
+
+
+def test_resolution_refuses_sides_below_eight():
+    assert load("seed").train.resolution == []
+    assert load("seed", train__resolution=[24, 32]).train.resolution == [24, 32]
+    with pytest.raises(ConfigError, match="train.resolution"):
+        load("seed", train__resolution=[4, 32])

@@ -12,6 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cifarlab.config import AugmentConfig
 from cifarlab.data.augment import cutout, random_crop, random_flip
@@ -42,7 +43,8 @@ class DeviceLoader:
 
     ``augment=None`` (or all-off) gives the plain normalised images, as for
     evaluation. ``shuffle`` draws a fresh permutation from ``generator`` each epoch;
-    ``drop_last`` drops the incomplete final batch.
+    ``drop_last`` drops the incomplete final batch. Setting ``size`` resizes every
+    batch to ``size x size`` after augmentation (progressive resizing).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class DeviceLoader:
         self.shuffle, self.drop_last = shuffle, drop_last
         self.generator = generator or torch.Generator(device=images.device)
         self.channels_last = channels_last
+        self.size: int | None = None
 
     def __len__(self) -> int:
         n = self.images.shape[0]
@@ -98,6 +101,8 @@ class DeviceLoader:
             if aug.flip:
                 x = random_flip(x, self.generator)
             x = cutout(x, aug.cutout, self.generator)
+        if self.size is not None and self.size != x.shape[-1]:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x

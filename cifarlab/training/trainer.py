@@ -229,6 +229,8 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
     A stop request checkpoints the step just taken and raises :class:`Interrupted`.
     """
     loader, optimizer = run.loader, run.optimizer
+    sides = cfg.train.resolution
+    loader.size = sides[min(epoch, len(sides)) - 1] if sides else None
     run.model.train()
     # Resumed mid-epoch: the loader replays the epoch's draws from its start, skipping the steps taken.
     epoch_rng, skip, warmup = run.generator.get_state(), state.epoch_steps, 0.0
