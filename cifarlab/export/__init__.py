@@ -13,6 +13,7 @@ from cifarlab.errors import ModelError
 from cifarlab.export.common import PARITY_IMAGES, TOLERANCE, ExportResult, preprocessing_record
 from cifarlab.export.onnx import MATLAB_MAX_OPSET, MATLAB_OPS, check_opset, export_onnx
 from cifarlab.export.torchscript import export_torchscript
+from cifarlab.models.weights import load_trained
 
 __all__ = ["MATLAB_MAX_OPSET", "MATLAB_OPS", "PARITY_IMAGES", "TOLERANCE", "ExportResult", "export_model",
            "export_onnx", "export_torchscript"]
@@ -28,8 +29,6 @@ def export_model(path: str | Path, format: str = "onnx", opset: int = 14, out: s
     (14: what MATLAB's importer fully supports); ``allow_any_op`` accepts ops outside :data:`MATLAB_OPS`
     (still listed in ``ExportResult.unsupported_ops``). A failed check is a ``ModelError`` and leaves no file.
     """
-    from cifarlab.models.weights import load_trained
-
     if format not in _SUFFIX:
         raise ModelError(f"unknown export format {format!r}; use onnx or torchscript")
     if format == "onnx":

@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
+import yaml
 
+from cifarlab.config import Config, ModelConfig, compose, list_presets, load, parse_yaml
 from cifarlab.errors import ModelError
+from cifarlab.models import create_model, list_models
 from cifarlab.models.declarative import ShapeError, build_layers
+from cifarlab.models.weights import load_trained
 
 
 def _from_layers(layers: Any, input_shape: tuple[int, ...], where: str | None,
@@ -25,18 +29,12 @@ def _from_layers(layers: Any, input_shape: tuple[int, ...], where: str | None,
 
 def _from_model_config(model_cfg, input_shape: tuple[int, ...], where: str | None,
                        display_name: str | None = None) -> tuple[nn.Module, str, list[ShapeError]]:
-    from cifarlab.models import create_model
-
     if model_cfg.layers is not None:
         return _from_layers(model_cfg.layers, input_shape, where, display_name or "layers")
     return create_model(model_cfg.name, **model_cfg.args), model_cfg.name, []
 
 
 def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    from cifarlab.config import parse_yaml
-
     try:
         text = path.read_text()
     except OSError as exc:
@@ -63,8 +61,6 @@ def _from_mapping(data: dict, input_shape: tuple[int, ...], where: str | None, d
 
 def resolve_model(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module, str, list[ShapeError]]:
     """(model, display name, sizes that cannot connect) for anything :func:`inspect_model` accepts."""
-    from cifarlab.config import Config, ModelConfig, compose, load
-
     if isinstance(source, nn.Module):
         return source, type(source).__name__, []
     if isinstance(source, list):
@@ -84,12 +80,7 @@ def resolve_model(source: Any, input_shape: tuple[int, ...]) -> tuple[nn.Module,
             raise ModelError(f"{path}: expected a layer list or a config with a 'model:' section")
         return _from_mapping(data, input_shape, str(path), path.name, lambda: compose(config_file=path))
     if path.suffix == ".safetensors" or path.is_dir():
-        from cifarlab.models.weights import load_trained
-
         return load_trained(path).model, str(source), []
-    from cifarlab.config import list_presets
-    from cifarlab.models import create_model, list_models
-
     name = str(source)
     if name not in list_models() and name in list_presets():  # e.g. seed-best: the preset's network
         return _from_model_config(compose(name).model, input_shape, f"preset {name}")

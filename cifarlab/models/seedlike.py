@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from cifarlab.errors import ModelError
+from cifarlab.models.declarative import build_from_layers
 from cifarlab.models.registry import register_model
 
 
@@ -53,6 +54,4 @@ def seedlike_layers(conv: int = 5, fc: int = 3, width: int = 32, dropout: float 
 def seedlike(conv: int = 5, fc: int = 3, width: int = 32, dropout: float = 0.2, batchnorm: bool = True,
              num_classes: int = 10) -> nn.Module:
     """The seed's pattern with ``conv`` conv layers and ``fc`` linear layers (see the module doc)."""
-    from cifarlab.models.declarative import build_from_layers
-
     return build_from_layers(seedlike_layers(conv, fc, width, dropout, batchnorm, num_classes))

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save
 from cifarlab.config import Config, from_dict
 from cifarlab.errors import ModelError, first_line
 from cifarlab.fileio import write_bytes
+from cifarlab.models import build_model
 from cifarlab.rundir import RunDir
 
 FORMAT = "cifarlab-1"
@@ -95,8 +96,6 @@ def resolve_weights(path: str | Path) -> Path:
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Trained:
     """Rebuild a trained model in eval mode from a run directory or weights file."""
-    from cifarlab.models import build_model
-
     file = resolve_weights(path)
     tensors, meta = read_tensors(file)
     config = from_dict(meta["config"], where=str(file))
