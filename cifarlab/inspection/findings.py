@@ -38,7 +38,7 @@ class Finding:
 def failure_finding(failure: TraceFailure) -> Finding:
     """An error finding for a layer that raised: both shapes and, for a linear, what would fit."""
     m, inp = failure.module, failure.input_shape
-    where = f"layer {failure.name} ({failure.type})"
+    where = f"layer {failure.name} ({type(m).__name__})"
     conv, bn = nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm
     if inp is None or not isinstance(m, (nn.Linear, conv, bn)):
         return Finding("error", failure.name, f"{where} fails on input {fmt_shape(inp)}: {failure.message}", "fails")

@@ -37,16 +37,9 @@ class TraceFailure:
     """The innermost module whose forward raised (a leaf, or a block's own code), with what it got."""
 
     name: str
-    type: str
     module: nn.Module
     input_shape: tuple[int, ...] | None
     message: str
-
-
-def leaf_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Modules with no children, except empty containers (an empty ``nn.Sequential`` is an identity)."""
-    return [(name or type(module).__name__, module) for name, module in model.named_modules()
-            if next(module.children(), None) is None and not isinstance(module, _CONTAINERS)]
 
 
 def layer_macs(module: nn.Module, out: tuple[int, ...] | None) -> int:
@@ -78,6 +71,7 @@ def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: torch.empty_like(t, device="meta") for name, t in named}
 
 
+@torch.no_grad()
 def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
          ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
     """One batch-1 forward with hooks on every module; on the meta device if ``meta``, else on the model's.
@@ -87,7 +81,9 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
     the innermost module still running, not on the whole model.
     """
     modules = {id(m): (n or type(m).__name__, m) for n, m in model.named_modules()}
-    leaves = {id(m) for _, m in leaf_modules(model)}
+    # Leaves: modules with no children, except empty containers (an empty ``nn.Sequential`` is an identity).
+    leaves = {key for key, (_, m) in modules.items()
+              if next(m.children(), None) is None and not isinstance(m, _CONTAINERS)}
     # Counted before the pass: during a meta pass the modules hold stand-ins without requires_grad.
     params = {key: _own_params(m) for key, (_, m) in modules.items()}
     rows: list[LayerRow] = []
@@ -119,14 +115,12 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
         device = "meta" if meta else (first.device if first is not None else "cpu")
         dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         x = torch.zeros(1, *input_shape, device=device, dtype=dtype)
-        with torch.no_grad():
-            try:
-                y = torch.func.functional_call(model, _meta_state(model), (x,)) if meta else model(x)
-                out_shape = _shape(y)
-            except Exception as exc:  # noqa: BLE001 - any failure inside the model is a finding
-                name, module, inp = running[-1] if running else (type(model).__name__, model, tuple(input_shape))
-                failure = TraceFailure(name, type(module).__name__, module, inp, first_line(exc))
-                rows.append(LayerRow(name, type(module).__name__, inp, None, *params[id(module)], ok=False))
+        try:
+            out_shape = _shape(torch.func.functional_call(model, _meta_state(model), (x,)) if meta else model(x))
+        except Exception as exc:  # noqa: BLE001 - any failure inside the model is a finding
+            name, module, inp = running[-1] if running else (type(model).__name__, model, tuple(input_shape))
+            failure = TraceFailure(name, module, inp, first_line(exc))
+            rows.append(LayerRow(name, type(module).__name__, inp, None, *params[id(module)], ok=False))
     finally:
         for h in handles:
             h.remove()
