@@ -50,8 +50,7 @@ def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
     ncol = max(1, -(-len(rows) // per_column))
     nrow = min(len(rows), per_column) + 1
     fig, ax = plt.subplots(figsize=(3.6 * ncol, 0.55 * nrow + 0.6))
-    ax.set_xlim(0, 3.6 * ncol)
-    ax.set_ylim(-nrow, 1)
+    ax.set(xlim=(0, 3.6 * ncol), ylim=(-nrow, 1))
     ax.axis("off")
     ax.set_title(f"{report.model_name}: {report.params:,} params, {report.macs / 1e6:.1f} M MACs", fontsize=9)
     bad = {f.layer for f in report.errors}
@@ -59,13 +58,11 @@ def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
     def pos(i: int) -> tuple[float, float]:
         return 3.6 * (i // per_column) + 0.3, -(i % per_column) - 0.5
 
-    x0, _ = pos(0)
-    ax.text(x0 + 1.4, 0.25, f"input {fmt_shape(report.input_shape)}", ha="center", va="center", fontsize=7)
+    ax.text(pos(0)[0] + 1.4, 0.25, f"input {fmt_shape(report.input_shape)}", ha="center", va="center", fontsize=7)
     for i, r in enumerate(rows):
         x, y = pos(i)
-        edge = "#c00" if r.name in bad else "#444"
-        ax.add_patch(FancyBboxPatch((x, y - 0.18), 2.8, 0.36, boxstyle="round,pad=0.02",
-                                    facecolor=_color(r.type), edgecolor=edge))
+        ax.add_patch(FancyBboxPatch((x, y - 0.18), 2.8, 0.36, boxstyle="round,pad=0.02", facecolor=_color(r.type),
+                                    edgecolor="#c00" if r.name in bad else "#444"))
         ax.text(x + 1.4, y, f"{r.name}  ({r.type})", ha="center", va="center", fontsize=7)
         if i + 1 < len(rows) and (i + 1) % per_column:
             ax.annotate("", xy=(x + 1.4, y - 0.82), xytext=(x + 1.4, y - 0.18),

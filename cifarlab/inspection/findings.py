@@ -82,8 +82,7 @@ def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
         shp, inp = row.output_shape, row.input_shape
         if shp is None or len(shp) != 3 or shp[1:] != (1, 1) or inp is None or len(inp) != 3 or inp[1:] == (1, 1):
             continue
-        later_spatial = any(r.type in _SPATIAL for r in rows[i + 1:])
-        if row.type in _GLOBAL_POOLS and not later_spatial:
+        if row.type in _GLOBAL_POOLS and not any(r.type in _SPATIAL for r in rows[i + 1:]):
             continue  # a global pool right before the head is by design
         out.append(Finding("warning", row.name,
                            f"spatial size collapses to 1x1 at {row.name} "
