@@ -342,5 +342,4 @@ def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
 
 def build_from_layers(layers: Any, input_shape: Shape = (3, 32, 32)) -> nn.Sequential:
     """Build an ``nn.Sequential`` from a YAML layer list, inferring in-channels and in-features."""
-    model, _, _ = build_layers(layers, input_shape)
-    return model
+    return build_layers(layers, input_shape)[0]
