@@ -172,6 +172,17 @@ def test_a_run_that_died_before_its_first_epoch(tmp_path, data):
     assert "No training records" in _section(page, "Training curves")
 
 
+def test_image_counts_that_were_not_recorded_show_as_dashes(tmp_path, data):
+    run = make_run(tmp_path / "run", data)
+    summary = run.summary()
+    del summary["test_images"]
+    run.write_summary(summary)
+    (run.path / RunDir.CONFIG).write_text("model: [unclosed\n")  # unreadable: the validation size is unknown
+    overview = _section(report(run.path).html, "Overview")
+    assert "could not be drawn" not in overview
+    assert "250 / - / -" in overview
+
+
 def test_a_completed_run_without_predictions_keeps_its_test_accuracy(tmp_path, data):
     view = run_report.RunView.read(make_run(tmp_path / "run", data, predictions=False).path)
     assert f"{view.summary['test_acc']:.2%}" in run_report.test_accuracy(view)

@@ -112,9 +112,8 @@ def header(view: RunView) -> str:
         ("parameters", f"{s['params']:,}" if isinstance(s.get("params"), int) else "-"),
         ("MACs per image", f"{macs:,}" if isinstance(macs, int) else "not recorded"),
         ("data", s.get("data", "-")),
-        ("images: train / validation / test",
-         f"{s.get('train_images', '-'):,} / {val_size if val_size is not None else '-':,} / "
-         f"{s.get('test_images', '-'):,}" if s.get("train_images") is not None else "-"),
+        ("images: train / validation / test", " / ".join(
+            f"{n:,}" if isinstance(n, int) else "-" for n in (s.get("train_images"), val_size, s.get("test_images")))),
         ("device, precision", f"{s.get('device', '-')}, {s.get('precision', '-')}"),
         ("seed", s.get("seed", "-")),
         ("epochs", f"{s.get('epochs_completed', '-')} of {s.get('epochs', '-')}"),
