@@ -1,17 +1,14 @@
 """ONNX export for MATLAB, Netron and onnxruntime: opset 14, MATLAB-importable ops, verified.
 
-The file is built in memory, checked (``onnx.checker``; every op against
-:data:`MATLAB_OPS`; onnxruntime's logits against PyTorch's on a batch of 16
-images), then written to a temporary path beside the target and renamed into
-place, so a failed export leaves no file behind (and an earlier file intact).
+The file is built in memory, checked (``onnx.checker``; every op against :data:`MATLAB_OPS`; onnxruntime's
+logits against PyTorch's on a batch of 16 images), then written to a temporary path beside the target and
+renamed into place, so a failed export leaves no file behind (and an earlier file intact).
 
-Opset 14 (IR version 7) is the default because MATLAB's ``importNetworkFromONNX``
-fully supports opsets up to 14 and only warns above. The TorchScript-based
-exporter is used (``dynamo=False``): in eval mode it folds a BatchNorm that
-follows a conv into the conv, drops Dropout, writes ``nn.Flatten`` as
-``Flatten``, Linear as ``Gemm`` and an adaptive average pool whose output size
-divides the input as ``AveragePool`` (``GlobalAveragePool`` for 1x1), all of
-which the importer turns into built-in layers.
+Opset 14 (IR version 7) is the default because MATLAB's ``importNetworkFromONNX`` fully supports opsets up to
+14 and only warns above. The TorchScript-based exporter is used (``dynamo=False``): in eval mode it folds a
+BatchNorm that follows a conv into the conv, drops Dropout, writes ``nn.Flatten`` as ``Flatten``, Linear as
+``Gemm`` and an adaptive average pool whose output size divides the input as ``AveragePool``
+(``GlobalAveragePool`` for 1x1), all of which the importer turns into built-in layers.
 """
 
 from __future__ import annotations
@@ -29,13 +26,11 @@ from cifarlab.errors import ModelError, first_line
 from cifarlab.export.common import ExportResult, check_parity, parity_batch
 from cifarlab.fileio import atomic_path
 
-# ONNX operators that MATLAB's importNetworkFromONNX (Deep Learning Toolbox Converter for
-# ONNX Model Format) converts to built-in layers: conv/pool/normalisation/activation/
-# fully-connected layers and the element-wise and shape ops PyTorch emits around them.
-# Deliberately conservative: an op outside it may still import, as an auto-generated
-# custom layer that code generation and Deep Network Designer handle less well, so
-# export refuses it unless allow_any_op (``--allow-any-op``) is given. GELU, for one,
-# exports below opset 20 as Div, Erf, Add, Mul, Mul, and Erf is not on the list.
+# ONNX operators that MATLAB's importNetworkFromONNX (Deep Learning Toolbox Converter for ONNX Model Format)
+# converts to built-in layers: conv/pool/normalisation/activation/fully-connected layers and the element-wise
+# and shape ops PyTorch emits around them. Deliberately conservative: an op outside it may still import, as a
+# generated custom layer that code generation and Deep Network Designer handle less well, so export refuses it
+# unless allow_any_op (``--allow-any-op``). GELU, for one, exports below opset 20 with Erf, which is not listed.
 MATLAB_OPS = frozenset({
     "Add", "AveragePool", "BatchNormalization", "Clip", "Concat", "Constant", "Conv", "Div", "Dropout",
     "Flatten", "Gemm", "GlobalAveragePool", "GlobalMaxPool", "Identity", "LeakyRelu", "MatMul", "MaxPool",

@@ -153,14 +153,12 @@ def inspect_model(model_or_config: Any, input_shape: tuple[int, ...] | str = (3,
                   batch: int = 1) -> InspectReport:
     """Trace a network once and report its layers, totals and design findings.
 
-    ``model_or_config``: an ``nn.Module``, a registered model name (``"seed"``),
-    a :class:`~cifarlab.config.Config` or ``ModelConfig``, a config mapping, a
-    layer list, a config YAML path (with a ``model:`` section), a bare
-    layer-list YAML path, or a run directory / weights file. ``input_shape`` is
-    CxHxW (a tuple or ``"3x32x32"``). ``batch`` only scales the activation
-    memory; the trace itself runs one image. A network that cannot run is
-    reported through error findings (``report.ok`` is False), not an exception;
-    a malformed source (unknown model, bad layer entry) raises :class:`ModelError`.
+    ``model_or_config``: an ``nn.Module``, a registered model name (``"seed"``), a ``Config`` or ``ModelConfig``,
+    a config mapping, a layer list, a config YAML path (with a ``model:`` section), a bare layer-list YAML path,
+    or a run directory / weights file. ``input_shape`` is CxHxW (a tuple or ``"3x32x32"``). ``batch`` only
+    scales the activation memory; the trace itself runs one image. A network that cannot run is reported through
+    error findings (``report.ok`` is False), not an exception; a malformed source (unknown model, bad layer
+    entry) raises :class:`ModelError`.
     """
     shape = parse_shape(input_shape)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:

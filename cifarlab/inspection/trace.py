@@ -131,13 +131,11 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
           ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
     """Trace one image through ``model`` in eval mode; return rows, a failure (or None), output shape.
 
-    The pass runs on the meta device (shapes only, no arithmetic: milliseconds,
-    whatever the input size), with shape-only copies of the weights swapped in by
-    ``torch.func.functional_call``. If it fails (an op without a meta kernel, or
-    a real shape error) one real forward of a zero image decides, and gives torch's
-    own message for the failing layer. A module called several times (ResNet's
-    shared ReLU) gets one row per call; its parameters are counted on the first.
-    The model is left in the training mode it had.
+    The pass runs on the meta device (shapes only, no arithmetic: milliseconds, whatever the input size), with
+    shape-only copies of the weights swapped in by ``torch.func.functional_call``. If it fails (an op without
+    a meta kernel, or a real shape error) one real forward of a zero image decides, and gives torch's own
+    message for the failing layer. A module called several times (ResNet's shared ReLU) gets one row per call;
+    its parameters are counted on the first. The model is left in the training mode it had.
     """
     was_training = model.training
     model.eval()

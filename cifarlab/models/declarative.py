@@ -328,11 +328,10 @@ def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
                  lenient: bool = False) -> tuple[nn.Sequential, list[ShapeError], Shape]:
     """Build ``layers``; return (model, shape errors, output shape without batch).
 
-    With ``lenient`` every size that cannot connect to the incoming shape (explicit
-    ``in:``, a kernel larger than the input, groups that do not divide the
-    in-channels, an image layer on features, a residual changing the shape) is
-    recorded instead of raised and the layer is still built, so an inspection can
-    trace the network up to the failing layer. Malformed entries always raise.
+    With ``lenient`` every size that cannot connect to the incoming shape (explicit ``in:``, a kernel larger
+    than the input, groups that do not divide the in-channels, an image layer on features, a residual changing
+    the shape) is recorded instead of raised and the layer is still built, so an inspection can trace the
+    network up to the failing layer. Malformed entries always raise.
     """
     shape = tuple(int(s) for s in input_shape)
     build = _Build(lenient)

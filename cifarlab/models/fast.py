@@ -1,13 +1,11 @@
 """The ``fast`` family: airbench94_muon's network, designed for time to accuracy.
 
-A frozen 2x2 patch-whitening convolution (initialised from the training
-images' patch covariance, so the first layer starts decorrelated instead of
-learning it), then three groups of [conv, max-pool, BN, GELU, conv, BN, GELU],
-a global max-pool and a bias-free linear head. As in the speed run: each conv
-starts as an identity on its first input channels (a residual path without
-the residual's cost), BatchNorm learns only its shift, and the head's weights
-start at unit scale with its logits divided by its width. One knob, ``width``,
-scales every group: ``width=1`` is airbench's 64-256-256.
+A frozen 2x2 patch-whitening convolution (initialised from the training images' patch covariance, so the first
+layer starts decorrelated instead of learning it), then three groups of [conv, max-pool, BN, GELU, conv, BN,
+GELU], a global max-pool and a bias-free linear head. As in the speed run: each conv starts as an identity on
+its first input channels (a residual path without the residual's cost), BatchNorm learns only its shift, and
+the head's weights start at unit scale with its logits divided by its width. One knob, ``width``, scales every
+group: ``width=1`` is airbench's 64-256-256.
 """
 
 from __future__ import annotations

@@ -1,17 +1,16 @@
 """``seedlike``: the seed network's family, grown or shrunk along its own pattern.
 
-Growth rule (``seedlike(conv=5, fc=3)`` is the seed exactly: same layer names,
-same shapes, interchangeable state_dict, same outputs):
+Growth rule (``seedlike(conv=5, fc=3)`` is the seed exactly: same layer names, same shapes, interchangeable
+state_dict, same outputs):
 
-* conv layer ``i`` (1-based) has ``min(width * 2**(i-1), 512)`` output channels,
-  a 3x3 kernel with padding 1, stride 2 at conv 2 only (so 32x32 inputs stay at
-  16x16 from conv 2 on, however many conv layers there are), then ReLU, then
-  BatchNorm (when ``batchnorm``). Names ``conv{i}``, ``relu{i}``, ``bn{i}``.
+* conv layer ``i`` (1-based) has ``min(width * 2**(i-1), 512)`` output channels, a 3x3 kernel with padding 1,
+  stride 2 at conv 2 only (so 32x32 inputs stay at 16x16 from conv 2 on, however many conv layers there are),
+  then ReLU, then BatchNorm (when ``batchnorm``). Names ``conv{i}``, ``relu{i}``, ``bn{i}``.
 * ``dropout`` (when > 0) sits right before the last conv layer, named ``dropout``.
 * then ``pool`` (adaptive average pool to 2x2) and ``flatten``.
-* ``fc`` linear layers: the first takes ``last_channels * 4`` features; hidden
-  layer ``j`` has ``max(512 // 2**(j-1), 16)`` outputs (512, 256, 128, ...), each
-  followed by ``relu_fc{j}``; the last maps to ``num_classes``. Names ``fc{j}``.
+* ``fc`` linear layers: the first takes ``last_channels * 4`` features; hidden layer ``j`` has
+  ``max(512 // 2**(j-1), 16)`` outputs (512, 256, 128, ...), each followed by ``relu_fc{j}``; the last maps to
+  ``num_classes``. Names ``fc{j}``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Trained weights as safetensors: tensors plus JSON metadata, never pickles.
 
-``weights.safetensors`` holds a trained model's state and, in its metadata, the
-resolved config and class names, so a bare weights file is enough to rebuild,
-evaluate, predict with or export the model. Every file is one atomic write: a
-kill or a full disk during saving leaves the previous file intact.
+``weights.safetensors`` holds a trained model's state and, in its metadata, the resolved config and class
+names, so a bare weights file is enough to rebuild, evaluate, predict with or export the model. Every file is
+one atomic write: a kill or a full disk during saving leaves the previous file intact.
 """
 
 from __future__ import annotations
