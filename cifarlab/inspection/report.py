@@ -11,7 +11,7 @@ import torch.nn as nn
 from cifarlab.errors import ModelError
 from cifarlab.inspection.findings import Finding, design_warnings, failure_finding
 from cifarlab.inspection.sources import resolve_model
-from cifarlab.inspection.trace import LayerRow, trace
+from cifarlab.inspection.trace import LayerRow, count_params, trace
 from cifarlab.models.declarative import Residual
 from cifarlab.textfmt import fmt_shape
 
@@ -165,8 +165,7 @@ def inspect_model(model_or_config: Any, input_shape: tuple[int, ...] | str = (3,
         raise ModelError(f"batch must be a positive integer, got {batch!r}")
     model, name, shape_errors = resolve_model(model_or_config, shape)
     rows, failure, out_shape = trace(model, shape, batch)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    trainable, frozen = count_params(model.parameters())
     findings = [Finding("error", e.layer, e.message, "shape-mismatch") for e in shape_errors]
     # The declarative builder already explained a layer it knew would fail; the trace's
     # message for the same layer would only repeat it in torch's words.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,9 +61,10 @@ def _shape(x: Any) -> tuple[int, ...] | None:
     return tuple(x.shape[1:]) if torch.is_tensor(x) else None
 
 
-def _own_params(module: nn.Module) -> tuple[int, int]:
-    own = list(module.parameters(recurse=False))
-    return (sum(p.numel() for p in own if p.requires_grad), sum(p.numel() for p in own if not p.requires_grad))
+def count_params(params: Iterable[nn.Parameter]) -> tuple[int, int]:
+    """(trainable, frozen) element counts."""
+    params = list(params)
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params if not p.requires_grad)
 
 
 def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -85,7 +87,7 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
     leaves = {key for key, (_, m) in modules.items()
               if next(m.children(), None) is None and not isinstance(m, _CONTAINERS)}
     # Counted before the pass: during a meta pass the modules hold stand-ins without requires_grad.
-    params = {key: _own_params(m) for key, (_, m) in modules.items()}
+    params = {key: count_params(m.parameters(recurse=False)) for key, (_, m) in modules.items()}
     rows: list[LayerRow] = []
     running: list[tuple[str, nn.Module, tuple[int, ...] | None]] = []
     calls: dict[int, int] = {}
