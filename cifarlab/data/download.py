@@ -43,11 +43,9 @@ def download(dest: Path, url: str | None = None, md5: str | None = None, progres
             if digest.hexdigest() != md5:
                 raise DataError(f"{url}: checksum mismatch, expected md5 {md5}, got {digest.hexdigest()}; "
                                 "the download was deleted")
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        if isinstance(exc, urllib.error.HTTPError):
-            reason = f"HTTP {exc.code} {exc.reason}"
-        else:
-            reason = getattr(exc, "reason", None) or exc  # URLError wraps the socket error in .reason
+    except (http.client.HTTPException, OSError, ValueError) as exc:  # OSError includes urllib's URLError
+        reason = (f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError)
+                  else getattr(exc, "reason", None) or exc)  # URLError wraps the socket error in .reason
         raise DataError(f"cannot download CIFAR-10 from {url}: {reason}; pass --data PATH to use a local copy "
                         "(official archive or ImageFolder tree/archive)") from None
     return dest
