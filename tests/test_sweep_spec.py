@@ -130,3 +130,12 @@ def test_flags_keywords_and_worker_argv_all_come_from_the_options_table(tmp_path
     assert from_args(parser.parse_args(argv)) == dataclasses.replace(options, storage=None, workers=1)
     assert options.argv(plan_only=True) == ["--data", str(tmp_path), "--max-train-images", "100",
                                             "--epochs-scale", "0.5"]
+
+
+def test_settings_at_their_defaults_leave_the_plan_unchanged(tmp_path):
+    # What a config key added in a later version looks like to a study started before it: present, at its default.
+    at_defaults = {**GRID, "fixed": {**GRID["fixed"], "train.resolution": [], "train.grad_clip": 0.0}}
+    plan = load_sweep(_write(tmp_path, GRID)).plan()
+    assert load_sweep(_write(tmp_path, at_defaults, "defaults.yaml")).plan() == plan
+    changed = {**GRID, "fixed": {**GRID["fixed"], "train.resolution": [24, 32]}}
+    assert load_sweep(_write(tmp_path, changed, "changed.yaml")).plan() != plan

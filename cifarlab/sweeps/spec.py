@@ -77,11 +77,27 @@ class SweepSpec:
         def config_of(overrides: dict[str, Any]) -> dict[str, Any]:
             cfg = self.compose(overrides).to_dict()
             cfg["data"].pop("path")  # workers on several machines see one dataset at different paths
-            return cfg
+            # Only what differs from the defaults: a config key added in a later version, at its default, leaves
+            # a study started before it resumable.
+            return _changed(cfg, Config().to_dict())
 
         if self.trials:
             return [digest([t.label, config_of(t.overrides)]) for t in self.trials]
         return [digest([self.kind, self.space, self.pruner, config_of({})])]
+
+
+def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The entries of the nested mapping ``values`` that differ from ``defaults``."""
+    out = {}
+    for key, value in values.items():
+        default = defaults.get(key)
+        if isinstance(value, dict) and isinstance(default, dict):
+            value = _changed(value, default)
+            if value:
+                out[key] = value
+        elif key not in defaults or value != default:
+            out[key] = value
+    return out
 
 
 def list_sweeps() -> list[str]:
