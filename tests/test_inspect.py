@@ -200,3 +200,12 @@ def test_cli(tmp_path, capsys):
                        (["seed", "--batch", "0"], "batch must be a positive integer")]:
         assert main(["inspect", *args]) == 2, args
         assert text in capsys.readouterr().err
+
+
+def test_recorded_activation_names_every_kind_the_design_checks_know():
+    from cifarlab.inspection.arch import describe_arch
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU6(), torch.nn.Conv2d(4, 4, 3),
+                                torch.nn.Hardswish(), torch.nn.Flatten(), torch.nn.Linear(4 * 28 * 28, 10))
+    arch = describe_arch(model)
+    assert arch["activation"] == "ReLU6/Hardswish" and arch["conv"] == 2 and arch["fc"] == 1

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch.nn as nn
 
+from cifarlab.inspection.findings import ACTIVATIONS
 from cifarlab.inspection.trace import trace
 
-_ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid)
 _NORMS = {nn.BatchNorm1d: "BN", nn.BatchNorm2d: "BN", nn.LayerNorm: "LN", nn.GroupNorm: "GN"}
 
 
@@ -19,7 +19,7 @@ def describe_arch(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) 
     return {
         "conv": sum(isinstance(m, nn.Conv2d) for m in modules),
         "fc": sum(isinstance(m, nn.Linear) for m in modules),
-        "activation": "/".join(dict.fromkeys(type(m).__name__ for m in modules if isinstance(m, _ACTIVATIONS)))
+        "activation": "/".join(dict.fromkeys(type(m).__name__ for m in modules if type(m).__name__ in ACTIVATIONS))
         or "none",
         "normalization": "/".join(dict.fromkeys(_NORMS[type(m)] for m in modules if type(m) in _NORMS)) or "none",
         "dropout": max((m.p for m in modules if isinstance(m, nn.Dropout)), default=0.0),

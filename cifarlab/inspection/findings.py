@@ -12,7 +12,7 @@ import torch.nn as nn
 from cifarlab.inspection.trace import LayerRow, TraceFailure
 from cifarlab.textfmt import fmt_shape
 
-_ACTIVATIONS = {"ReLU", "ReLU6", "GELU", "SiLU", "LeakyReLU", "ELU", "PReLU", "Mish", "Hardswish",
+ACTIVATIONS = {"ReLU", "ReLU6", "GELU", "SiLU", "LeakyReLU", "ELU", "PReLU", "Mish", "Hardswish",
                 "Sigmoid", "Tanh", "SELU", "CELU"}
 _BATCHNORMS = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d"}
 _GLOBAL_POOLS = {"AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AdaptiveAvgPool1d", "AdaptiveMaxPool1d"}
@@ -64,7 +64,7 @@ def design_warnings(rows: list[LayerRow], total_params: int) -> list[Finding]:
     """Warnings from the execution order of leaf layers."""
     out: list[Finding] = []
     bn_after = [(prev, row) for prev, row in pairwise(rows)
-                if row.type in _BATCHNORMS and prev.type in _ACTIVATIONS]
+                if row.type in _BATCHNORMS and prev.type in ACTIVATIONS]
     if bn_after:
         prev, row = bn_after[0]
         others = [r.name for _, r in bn_after[1:]]

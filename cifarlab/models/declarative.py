@@ -78,7 +78,7 @@ def _pair(minimum: int) -> Reader:
 def _num(lo: float, hi: float = math.inf) -> Reader:
     def read(value: Any, where: str, key: str) -> float:
         _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, key, "a number", value)
-        _check(not (value < lo or value > hi), where, key, f"in [{lo}, {hi}]" if hi < math.inf else f">= {lo}", value)
+        _check(lo <= value <= hi, where, key, f"in [{lo}, {hi}]" if hi < math.inf else f">= {lo}", value)  # NaN fails
         return float(value)
     return read
 
