@@ -101,7 +101,7 @@ class TrainConfig:
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror
     tta_translate: int = 0  # also on the image shifted this many pixels up-left and down-right; 0 = off
     # Side of the training images per epoch, the last repeating ([24, 32]: epoch 1 at 24x24, the rest at 32x32);
-    # [] = as stored. Early epochs at a lower resolution cost less (progressive resizing); evaluation is always full size.
+    # [] = as stored. Early epochs at a lower resolution cost less (progressive resizing); evaluation stays full size.
     resolution: list[int] = field(default_factory=list)
     val_every: int = 1  # validate after every N-th epoch and always after the last; 0 = only after the last
     test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
