@@ -117,3 +117,16 @@ def test_runs_command(runs, capsys):
     assert main(["runs", str(runs / "missing")]) == 2
     assert main(["runs", str(runs / "not-a-run")]) == 2
     assert "no run directories" in capsys.readouterr().err
+
+
+def test_runs_from_a_storage_that_is_missing_or_not_a_database_name_the_cause(tmp_path, capsys):
+    missing = tmp_path / "nope.db"
+    assert main(["runs", "--storage", f"sqlite:///{missing}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"no database file {missing}" in err and "\n" not in err
+    assert not missing.exists()  # reading does not leave an empty database behind
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all, just some bytes" * 4)
+    assert main(["runs", "--storage", f"sqlite:///{junk}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot read" in err and "file is not a database" in err and "\n" not in err

@@ -163,6 +163,8 @@ def _storage_errors(url: str, doing: str):
         raise ConfigError(f"--storage {public_url(url)}: the database driver is not installed ({first_line(exc)}): "
                           f"{extra}") from None
     except Exception as exc:  # SQLAlchemy and its drivers raise many types for a bad URL or server
+        while exc.__cause__ is not None:  # Optuna wraps the driver's error, which says what went wrong
+            exc = exc.__cause__
         raise ConfigError(f"--storage {public_url(url)}: cannot {doing} "
                           f"({type(exc).__name__}: {first_line(exc)})") from None
 
@@ -212,6 +214,9 @@ def load_studies(storage: str) -> list[optuna.Study]:
     import optuna
     from optuna.storages import RDBStorage
 
+    db = _sqlite_file(storage)
+    if db is not None and not db.is_file():  # SQLite would create an empty database only to find no study in it
+        raise ConfigError(f"--storage {public_url(storage)}: no database file {db}")
     with _storage_errors(storage, "read"):
         rdb = RDBStorage(storage_url(storage), skip_table_creation=True)
         return [optuna.load_study(study_name=name, storage=rdb) for name in optuna.get_all_study_names(rdb)]
