@@ -74,12 +74,14 @@ class SweepSpec:
         def digest(obj: Any) -> str:
             return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+        # Only what differs from the defaults: a config key added in a later version, at its default, leaves
+        # a study started before it resumable.
+        defaults = Config().to_dict()
+
         def config_of(overrides: dict[str, Any]) -> dict[str, Any]:
             cfg = self.compose(overrides).to_dict()
             cfg["data"].pop("path")  # workers on several machines see one dataset at different paths
-            # Only what differs from the defaults: a config key added in a later version, at its default, leaves
-            # a study started before it resumable.
-            return _changed(cfg, Config().to_dict())
+            return _changed(cfg, defaults)
 
         if self.trials:
             return [digest([t.label, config_of(t.overrides)]) for t in self.trials]
