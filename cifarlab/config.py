@@ -30,6 +30,7 @@ class AugmentConfig:
 
     crop_padding: int = 0  # random crop after padding by this many pixels (reflect); 0 = off
     flip: bool = False  # random horizontal flip
+    flip_alternate: bool = False  # with flip: mirror each image in every other epoch from a random start (airbench)
     cutout: int = 0  # side of a random square set to zero; 0 = off
 
 
@@ -104,6 +105,7 @@ class TrainConfig:
     # [] = as stored. Early epochs at a lower resolution cost less (progressive resizing); evaluation stays full size.
     resolution: list[int] = field(default_factory=list)
     val_every: int = 1  # validate after every N-th epoch and always after the last; 0 = only after the last
+    val_tta: bool = True  # validate with the test-time views; false = the plain images (cheaper; test keeps them)
     test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
     eval_batch_size: int = 1000
     log_every: int = 100  # the seed's "running loss every 100 mini-batches"
@@ -386,5 +388,7 @@ def validate(cfg: Config, where: str = "config") -> None:
     if any(side < 8 for side in cfg.train.resolution):
         raise ConfigError(f"{where}: key 'train.resolution' must list image sides of at least 8, "
                           f"got {cfg.train.resolution!r}")
+    if cfg.data.augment.flip_alternate and not cfg.data.augment.flip:
+        raise ConfigError(f"{where}: key 'data.augment.flip_alternate' needs data.augment.flip: true")
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"{where}: key 'data.std' must be positive, got {cfg.data.std!r}")

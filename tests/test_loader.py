@@ -1,10 +1,12 @@
 """The device-resident data path and its batch-wise augmentations."""
 
+import pytest
 import torch
 
-from cifarlab.config import AugmentConfig
+from cifarlab.config import AugmentConfig, load
 from cifarlab.data.augment import cutout, random_crop, random_flip
 from cifarlab.data.loader import DeviceLoader, normalize
+from cifarlab.errors import ConfigError
 
 
 def _images(n=37):
@@ -60,6 +62,32 @@ def test_flipped_batch_equals_flipped_images():
     kept = [torch.equal(o, xi) for o, xi in zip(out, x)]
     assert all(f or k for f, k in zip(flipped, kept))
     assert 10 < sum(flipped) < 54  # about half
+
+
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch():
+    images, plain = _images(), _images().float() / 255
+    loader = DeviceLoader(images, torch.arange(37), 8, mean=[0] * 3, std=[1] * 3, shuffle=True,
+                          augment=AugmentConfig(flip=True, flip_alternate=True),
+                          generator=torch.Generator().manual_seed(0))
+
+    def mirrored(epoch):
+        loader.epoch, seen = epoch, {}
+        for x, y in loader:
+            for xi, i in zip(x, y.tolist()):
+                seen[i] = torch.allclose(xi, plain[i].flip(2))
+                assert seen[i] or torch.allclose(xi, plain[i])
+        return seen
+
+    first, second, third = mirrored(1), mirrored(2), mirrored(3)
+    assert sorted(first) == list(range(37))
+    assert all(first[i] != second[i] for i in first) and first == third
+    assert 5 < sum(first.values()) < 32  # the first epoch's choice is random
+
+
+def test_alternating_flip_needs_flip():
+    assert load("fast-cpu", data__augment__flip_alternate=True).data.augment.flip_alternate
+    with pytest.raises(ConfigError, match="data.augment.flip_alternate"):
+        load("fast-cpu", data__augment__flip=False, data__augment__flip_alternate=True)
 
 
 def test_crops_stay_in_bounds_and_are_windows_of_the_padded_image():

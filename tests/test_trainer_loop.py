@@ -63,8 +63,8 @@ def test_resolution_sets_the_training_image_side_per_epoch_and_evaluation_stays_
     batch_sides, eval_sides, per_epoch = [], [], []
     original = DeviceLoader._transform
 
-    def spy(self, x):
-        out = original(self, x)
+    def spy(self, x, idx):
+        out = original(self, x, idx)
         (batch_sides if self.augment is not None else eval_sides).append(out.shape[-1])
         return out
 
@@ -78,6 +78,41 @@ def test_resolution_sets_the_training_image_side_per_epoch_and_evaluation_stays_
                    callbacks=[end_of_epoch], **SMALL)
     assert per_epoch == [{16}, {24}, {24}]
     assert set(eval_sides) == {32}  # validation and test images are never resized
+
+
+def test_validation_without_test_time_views_keeps_them_for_the_test(tiny_imagefolder, tmp_path, monkeypatch):
+    from cifarlab.evaluation import metrics
+
+    calls, original = [], metrics.tta_logits
+
+    def spy(model, x, *, flip=False, translate=0):
+        calls.append((len(x), flip, translate))
+        return original(model, x, flip=flip, translate=translate)
+
+    monkeypatch.setattr(metrics, "tta_logits", spy)
+    cifarlab.train("fast-cpu", out_dir=tmp_path / "run", data=cifarlab.load_dataset(tiny_imagefolder),
+                   train__epochs=1, train__val_tta=False, train__precision="fp32", **SMALL)
+    assert calls == [(50, False, 0), (100, True, 1)]  # 50 validation images plain, 100 test images in six views
+
+
+def test_fast_whitening_bias_trains_only_in_its_epochs(tiny_imagefolder, tmp_path):
+    data, biases = cifarlab.load_dataset(tiny_imagefolder), {}
+
+    def train(whiten_bias_epochs):
+        out, biases[whiten_bias_epochs] = tmp_path / str(whiten_bias_epochs), []
+
+        def record(_metrics):
+            groups, _ = load_checkpoint(out / RunDir.CHECKPOINT)
+            biases[whiten_bias_epochs].append(groups["model"]["whiten.bias"])
+
+        cifarlab.train("fast-cpu", out_dir=out, data=data, train__epochs=3, train__precision="fp32",
+                       model__args={"width": 0.25, "whiten_bias_epochs": whiten_bias_epochs},
+                       callbacks=[record], **SMALL)
+
+    train(1), train(None)
+    frozen, trained = biases[1], biases[None]
+    assert frozen[0].abs().sum() > 0 and torch.equal(frozen[0], frozen[1]) and torch.equal(frozen[1], frozen[2])
+    assert not torch.equal(trained[0], trained[1]) and not torch.equal(trained[1], trained[2])
 
 
 def test_resolution_refuses_sides_below_eight():

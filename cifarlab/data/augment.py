@@ -26,10 +26,14 @@ def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator) -> to
     return crops.permute(0, 3, 1, 2).contiguous()
 
 
+def flip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images whose entry of the boolean ``mask`` ``(B,)`` is true."""
+    return torch.where(mask[:, None, None, None], x.flip(3), x)
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror each image left-right with probability 1/2."""
-    mask = torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5
-    return torch.where(mask[:, None, None, None], x.flip(3), x)
+    return flip(x, torch.rand(x.shape[0], device=x.device, generator=generator) < 0.5)
 
 
 def cutout(x: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:

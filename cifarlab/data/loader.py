@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from cifarlab.config import AugmentConfig
-from cifarlab.data.augment import cutout, random_crop, random_flip
+from cifarlab.data.augment import cutout, flip, random_crop, random_flip
 
 
 def to_device_images(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
@@ -44,7 +44,8 @@ class DeviceLoader:
     ``augment=None`` (or all-off) gives the plain normalised images, as for
     evaluation. ``shuffle`` draws a fresh permutation from ``generator`` each epoch;
     ``drop_last`` drops the incomplete final batch. Setting ``size`` resizes every
-    batch to ``size x size`` after augmentation (progressive resizing).
+    batch to ``size x size`` after augmentation (progressive resizing). ``epoch``
+    (set by the trainer) drives ``augment.flip_alternate``.
     """
 
     def __init__(
@@ -72,6 +73,11 @@ class DeviceLoader:
         self.generator = generator or torch.Generator(device=images.device)
         self.channels_last = channels_last
         self.size: int | None = None
+        self.epoch = 1
+        # Alternating flip: each image's mirroring is drawn once, for its first epoch, and then alternates,
+        # so every two epochs show each image both ways (the speed run's trick: more accuracy per epoch).
+        self.flip_first = torch.rand(images.shape[0], device=images.device, generator=self.generator) < 0.5 \
+            if augment is not None and augment.flip_alternate else None
 
     def __len__(self) -> int:
         n = self.images.shape[0]
@@ -91,14 +97,16 @@ class DeviceLoader:
             order = torch.arange(n, device=device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            x = self._transform(torch.addcmul(self.shift, self.images[idx].float(), self.scale))
+            x = self._transform(torch.addcmul(self.shift, self.images[idx].float(), self.scale), idx)
             yield x, self.labels[idx]
 
-    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+    def _transform(self, x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         aug = self.augment
         if aug is not None:
             x = random_crop(x, aug.crop_padding, self.generator)
-            if aug.flip:
+            if self.flip_first is not None:
+                x = flip(x, self.flip_first[idx] ^ (self.epoch % 2 == 0))
+            elif aug.flip:
                 x = random_flip(x, self.generator)
             x = cutout(x, aug.cutout, self.generator)
         if self.size is not None and self.size != x.shape[-1]:

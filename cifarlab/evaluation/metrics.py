@@ -98,19 +98,27 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
                       confusion=confusion.tolist(), ece=expected_calibration_error(probs, labels), probs=probs)
 
 
-def split_logits(model: nn.Module, cfg: Config, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def split_logits(model: nn.Module, cfg: Config, images: torch.Tensor, device: torch.device,
+                 views: bool = True) -> torch.Tensor:
     """Float32 logits of ``model`` for uint8 NCHW ``images`` on ``device``, as the run ``cfg`` evaluates.
 
     With its normalisation, batch size, memory layout, precision and test-time
     views, so the trainer, ``evaluate`` and ``predict`` all see the same numbers.
+    ``views=False``: the plain images only, without the test-time views.
     """
     unlabelled = torch.zeros(len(images), dtype=torch.long, device=images.device)  # the loader pairs every image
     loader = DeviceLoader(images, unlabelled, cfg.train.eval_batch_size, mean=cfg.data.mean, std=cfg.data.std,
                           channels_last=cfg.train.channels_last)
-    return predict_logits(model, loader, tta_flip=cfg.train.tta_flip, tta_translate=cfg.train.tta_translate,
+    return predict_logits(model, loader, tta_flip=views and cfg.train.tta_flip,
+                          tta_translate=cfg.train.tta_translate if views else 0,
                           autocast_dtype=resolve_precision(cfg.train.precision, device))
 
 
-def evaluate_split(model: nn.Module, cfg: Config, split: Split, device: torch.device) -> EvalReport:
-    """Accuracy, loss, per-class accuracy, confusion matrix and probabilities of ``model`` on ``split``."""
-    return report_from_logits(split_logits(model, cfg, split.images, device), split.labels, split.classes, split.name)
+def evaluate_split(model: nn.Module, cfg: Config, split: Split, device: torch.device,
+                   views: bool = True) -> EvalReport:
+    """Accuracy, loss, per-class accuracy, confusion matrix and probabilities of ``model`` on ``split``.
+
+    ``views=False`` skips the run's test-time views (see :func:`split_logits`).
+    """
+    logits = split_logits(model, cfg, split.images, device, views)
+    return report_from_logits(logits, split.labels, split.classes, split.name)

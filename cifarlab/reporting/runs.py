@@ -41,7 +41,8 @@ def _optimizer(optim: dict[str, Any]) -> str:
 
 def _regularization(cfg: dict[str, Any], dropout: float) -> str:
     aug = cfg["data"]["augment"]
-    augs = [text for text, on in (("flip", aug["flip"]), (f"crop{aug['crop_padding']}", aug["crop_padding"]),
+    flip = "altflip" if aug.get("flip_alternate") else "flip"  # runs from before flip_alternate lack the key
+    augs = [text for text, on in ((flip, aug["flip"]), (f"crop{aug['crop_padding']}", aug["crop_padding"]),
                                   (f"cutout{aug['cutout']}", aug["cutout"])) if on]
     parts = [f"dropout={dropout:g}" if dropout else "",
              f"wd={cfg['optim']['weight_decay']:g}" if cfg["optim"]["weight_decay"] else "",

@@ -201,7 +201,7 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
             state.first_epoch_seconds = seconds
         validate = splits.val is not None and (epoch == cfg.train.epochs or (
             cfg.train.val_every > 0 and epoch % cfg.train.val_every == 0))
-        val = _evaluate(cfg, run, splits.val, state) if validate else None
+        val = _evaluate(cfg, run, splits.val, state, views=cfg.train.val_tta) if validate else None
         test_acc = test_seconds = None
         if cfg.train.test_every_epoch:  # timed apart: a benchmark subtracts what a plain run would not spend
             t0 = time.perf_counter()
@@ -231,7 +231,11 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
     loader, optimizer = run.loader, run.optimizer
     sides = cfg.train.resolution
     loader.size = sides[min(epoch, len(sides)) - 1] if sides else None
+    loader.epoch = epoch
     run.model.train()
+    start_epoch = getattr(run.model, "start_epoch", None)
+    if start_epoch is not None:  # e.g. the fast net stops training its whitening bias
+        start_epoch(epoch)
     # Resumed mid-epoch: the loader replays the epoch's draws from its start, skipping the steps taken.
     epoch_rng, skip, warmup = run.generator.get_state(), state.epoch_steps, 0.0
     losses = [torch.tensor(v, device=run.device) for v in state.epoch_losses]
@@ -308,9 +312,9 @@ def _finish(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Lo
     return TrainResult(run_dir=run_dir.path, summary=summary, config=cfg)
 
 
-def _evaluate(cfg: Config, run: Setup, split: Split, state: TrainState) -> EvalReport:
+def _evaluate(cfg: Config, run: Setup, split: Split, state: TrainState, views: bool = True) -> EvalReport:
     t0 = time.perf_counter()
-    report = evaluate_split(run.eval_model, cfg, split, run.device)
+    report = evaluate_split(run.eval_model, cfg, split, run.device, views)
     state.eval_seconds += time.perf_counter() - t0
     return report
 
