@@ -57,6 +57,21 @@ def test_fast_whitening_decorrelates_patches():
     assert not model.whiten.weight.requires_grad
 
 
+def test_fast_refuses_bad_width_and_whitening_bias_epochs():
+    for bad in ("x", 0, True):
+        with pytest.raises(ModelError, match="model 'fast': width must be a positive number"):
+            create_model("fast", width=bad)
+    for bad in (-1, 1.5, "2", False):
+        with pytest.raises(ModelError, match="model 'fast': whiten_bias_epochs must be a whole number"):
+            create_model("fast", whiten_bias_epochs=bad)
+    model = create_model("fast", width=0.25, whiten_bias_epochs=2)
+    trained = []
+    for epoch in (1, 2, 3):
+        model.start_epoch(epoch)
+        trained.append(model.whiten.bias.requires_grad)
+    assert trained == [True, True, False]
+
+
 def test_unknown_model_and_bad_arguments_are_model_errors():
     with pytest.raises(ModelError, match="unknown model 'sed' \\(did you mean 'seed'\\?\\)"):
         create_model("sed")

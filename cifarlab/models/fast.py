@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cifarlab.errors import ModelError
 from cifarlab.models.registry import register_model
 
 
@@ -45,6 +46,12 @@ class FastNet(nn.Module):
     def __init__(self, width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4,
                  whiten_bias_epochs: int | None = None):
         super().__init__()
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
+            raise ModelError(f"model 'fast': width must be a positive number, got {width!r}")
+        if whiten_bias_epochs is not None and (isinstance(whiten_bias_epochs, bool)
+                                               or not isinstance(whiten_bias_epochs, int) or whiten_bias_epochs < 0):
+            raise ModelError(f"model 'fast': whiten_bias_epochs must be a whole number of epochs (0 or more) or null, "
+                             f"got {whiten_bias_epochs!r}")
         self.whiten_bias_epochs = whiten_bias_epochs
         widths = [24] + [max(8, round(w * width)) for w in (64, 256, 256)]  # 24: the whitening filters
         self.whiten = nn.Conv2d(3, 24, 2, bias=True)
