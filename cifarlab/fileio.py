@@ -81,18 +81,23 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def append_text(path: str | os.PathLike, text: str) -> None:
-    """Append ``text`` (UTF-8) to ``path``, all or nothing.
+    """Append ``text`` (UTF-8) to ``path``, all or nothing (see :func:`append_bytes`)."""
+    append_bytes(path, text.encode("utf-8"))
+
+
+def append_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Append ``data`` to ``path``, all or nothing.
 
     If the disk fails part-way, the file is cut back to its previous length, so
-    no torn line is kept, and :class:`DiskError` is raised. The file is opened
-    unbuffered: a buffer flushed at close could write the torn tail back.
+    no torn line or record is kept, and :class:`DiskError` is raised. The file is
+    opened unbuffered: a buffer flushed at close could write the torn tail back.
     """
-    data = memoryview(text.encode("utf-8"))
+    rest = memoryview(data)
     with disk_errors(path), open(path, "ab", buffering=0) as f:
         start = os.fstat(f.fileno()).st_size
         try:
-            while data:
-                data = data[f.write(data):]
+            while rest:
+                rest = rest[f.write(rest):]
         except OSError:
             with contextlib.suppress(OSError):
                 f.truncate(start)

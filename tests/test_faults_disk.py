@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import re
+import threading
 
 import pytest
 import synthetic
@@ -204,3 +205,75 @@ def test_sweep_results_on_a_read_only_disk_name_the_file(tmp_path):
         finally:
             read_only(disk, False)
         assert list(disk.iterdir()) == []
+
+
+def _tensorboard_events(run) -> dict[str, list[int]]:
+    """The steps each scalar tag was logged at, as TensorBoard reads them back."""
+    accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator",
+        reason="the tensorboard extra is not installed (pip install 'cifarlab[tensorboard]')")
+    acc = accumulator.EventAccumulator(str(run))
+    acc.Reload()
+    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+@pytest.fixture
+def thread_tracebacks(monkeypatch):
+    """Exceptions that killed a thread (each would print a traceback of its own in the CLI)."""
+    died = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    return died
+
+
+def test_tensorboard_events_on_a_full_disk_are_a_disk_error_naming_the_events_file(tmp_path, thread_tracebacks):
+    from cifarlab.training.tensorboard import TensorBoardLog
+
+    _tensorboard_events(tmp_path)  # skips without the tensorboard extra
+    with small_disk(tmp_path / "disk", "256k") as disk:
+        log = TensorBoardLog(disk / "run")
+        log.steps([{"step": s, "loss": 1.0 / s} for s in range(1, 5)])
+        log.epoch({"epoch": 1, "train_acc": 0.5}, step=4)
+        fill(disk, leave=0)
+        with pytest.raises(DiskError, match=f"^{re.escape(str(disk / 'run'))}/events\\.out\\.tfevents\\.[^/:]+: "
+                                            f"{FULL_RE}$"):
+            log.steps([{"step": s, "loss": 1.0 / s, "lr": 0.1} for s in range(5, 505)])
+            log.epoch({"epoch": 2, "train_acc": 0.6}, step=504)
+        assert thread_tracebacks == []
+        assert _tensorboard_events(disk / "run") == {"train/loss": [1, 2, 3, 4], "accuracy/train": [4], "epoch": [4]}
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_while_tensorboard_writes_keeps_the_checkpoint_and_resume_finishes(
+        tiny_imagefolder, tmp_path, capsys, monkeypatch, thread_tracebacks):
+    from cifarlab.training.tensorboard import TensorBoardLog
+
+    _tensorboard_events(tmp_path)  # skips without the tensorboard extra
+    # Batches of 2: an epoch's events (200 scalars) outgrow the page a full disk still has for summary.json.
+    args = [*TRAIN, "--data", str(tiny_imagefolder), "--max-train-images", "200", "--set", "train.batch_size=2",
+            "--set", "train.tensorboard=true"]
+    with small_disk(tmp_path / "disk", "8M") as disk:
+        steps, ballast = TensorBoardLog.steps, []
+
+        def fill_before_epoch_2(self, records):  # injected: the disk fills after epoch 2's metrics.jsonl line
+            if records[0]["step"] > 100:
+                ballast.append(fill(disk, leave=4096))
+            steps(self, records)
+
+        monkeypatch.setattr(TensorBoardLog, "steps", fill_before_epoch_2)
+        run = disk / "run"
+        assert main(["train", *args, "--out", str(run)]) == 2
+        line = one_line(capsys.readouterr().err)
+        assert re.match(f"cifarlab train: error: {re.escape(str(run))}/events\\.out\\.tfevents\\.[^/:]+: {FULL_RE}; "
+                        "the last good checkpoint is kept; ", line), line
+        assert f"cifarlab train --resume {run}" in line and thread_tracebacks == []
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["status"] == "failed" and FULL in summary["error"]
+        assert load_checkpoint(run / "checkpoint.safetensors")[1]["state"]["epochs_completed"] == 1
+
+        ballast[0].unlink()  # space freed
+        monkeypatch.setattr(TensorBoardLog, "steps", steps)
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+        events = _tensorboard_events(run)
+        assert events["train/loss"] == list(range(1, 201)) and events["accuracy/train"] == [100, 200]
+        assert thread_tracebacks == []
