@@ -355,7 +355,7 @@ def test_a_sweep_survives_a_server_restart_and_one_past_its_patience_is_rerun(ti
         out, err = first.communicate(timeout=120)
     finally:
         postgres_server.start()
-    assert first.returncode == 2
+    assert first.returncode == 2, err
     assert err.strip().count("\n") == 0 and "unreachable for 3 s" in err and "Traceback" not in err
     again = _worker(tmp_path / "m", _grid(3), tiny_imagefolder, pg_url, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = again.communicate(timeout=300)

@@ -109,7 +109,8 @@ def test_fast_whitening_bias_trains_only_in_its_epochs(tiny_imagefolder, tmp_pat
                        model__args={"width": 0.25, "whiten_bias_epochs": whiten_bias_epochs},
                        callbacks=[record], **SMALL)
 
-    train(1), train(None)
+    train(1)
+    train(None)
     frozen, trained = biases[1], biases[None]
     assert frozen[0].abs().sum() > 0 and torch.equal(frozen[0], frozen[1]) and torch.equal(frozen[1], frozen[2])
     assert not torch.equal(trained[0], trained[1]) and not torch.equal(trained[1], trained[2])
