@@ -34,14 +34,13 @@ _SERIAL = itertools.count()
 _FINAL_METRICS = ("test_acc", "val_acc", "best_val_acc", "train_seconds", "wall_seconds")
 
 
-def require_tensorboard():
-    """torch's ``SummaryWriter``, or a one-line ConfigError naming the extra when TensorBoard is missing."""
+def require_tensorboard() -> None:
+    """A one-line ConfigError naming the extra when TensorBoard is missing."""
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        import torch.utils.tensorboard  # noqa: F401 - the hparams helper used here; it imports tensorboard
     except ImportError:  # torch's module imports the tensorboard package, which is optional
         raise ConfigError("train.tensorboard: true needs the tensorboard extra: "
                           "pip install 'cifarlab[tensorboard]'") from None
-    return SummaryWriter
 
 
 def flat_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
