@@ -94,3 +94,20 @@ def test_a_random_search_from_python(tiny_imagefolder, tmp_path):
     assert result.best["val acc"] == max(r["val acc"] for r in result.rows)
     assert "its test accuracy" in result.best_summary()
     assert len(result.table("csv").splitlines()) == 4
+
+
+def test_an_outage_hidden_by_another_error_is_raised_as_the_outage():
+    from cifarlab.sweeps.study import StorageOutage, unmasked_outages
+
+    def optuna_masking_it():  # Optuna's _run_trial: its finally block fails while the outage propagates
+        try:
+            raise StorageOutage("--storage db: unreachable for 3 s")
+        finally:
+            raise UnboundLocalError("cannot access local variable 'updated_state'")
+
+    with pytest.raises(StorageOutage, match="unreachable for 3 s"):
+        with unmasked_outages():
+            optuna_masking_it()
+    with pytest.raises(UnboundLocalError):  # any other error passes through unchanged
+        with unmasked_outages():
+            raise UnboundLocalError("a bug of its own")

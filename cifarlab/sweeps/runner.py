@@ -208,7 +208,9 @@ def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str) -> None:
             study_mod.top_up(study, spec)
             step = study_mod.next_step(study, spec)
             if step == "run":
-                study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,), callbacks=[objective.announce])
+                with study_mod.unmasked_outages():
+                    study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,),
+                                   callbacks=[objective.announce])
         if step == "done":
             return
         if step == "wait":  # Optuna has no blocking ask: poll while others run; one may die and come back

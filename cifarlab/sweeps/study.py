@@ -98,6 +98,23 @@ def _caused_by(exc: BaseException | None, *types: type) -> BaseException | None:
     return None
 
 
+@contextlib.contextmanager
+def unmasked_outages():
+    """Raise the :class:`StorageOutage` behind whatever exception the body raised while handling it.
+
+    Optuna's trial loop reads the finished trial back from the storage; when that read fails, the ``finally``
+    block of its ``_run_trial`` (Optuna 4) raises an ``UnboundLocalError`` of its own, which would hide the
+    outage's one-line message behind a traceback.
+    """
+    try:
+        yield
+    except Exception as exc:
+        outage = _caused_by(exc, StorageOutage)
+        if outage is None or outage is exc:
+            raise
+        raise outage from None
+
+
 def _patient(method):
     """``method`` retried with backoff while the storage is unreachable, for up to ``self.patience`` seconds."""
     from sqlalchemy.exc import InterfaceError, OperationalError
