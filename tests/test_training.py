@@ -22,7 +22,10 @@ from safetensors.torch import load_file
 import cifarlab
 import cifarlab.training.trainer
 from cifarlab.cli import main
-from cifarlab.errors import ModelError
+from cifarlab.config import load
+from cifarlab.errors import ConfigError, ModelError
+from cifarlab.models import build_model
+from cifarlab.models.weights import save_weights
 from cifarlab.training.trainer import TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,6 +214,14 @@ def test_corrupt_weights_file_is_a_model_error(tmp_path):
     bad.write_bytes(b"\x00" * 64)
     with pytest.raises(ModelError, match="not a readable safetensors file"):
         cifarlab.evaluate(bad)
+
+
+def test_evaluate_batch_size_below_one_is_a_config_error(tiny_imagefolder, tmp_path):
+    cfg = load("seed", model__name="seedlike", model__args={"conv": 2, "fc": 1, "width": 8},
+               data__path=str(tiny_imagefolder), data__val_size=50)
+    save_weights(tmp_path / "weights.safetensors", build_model(cfg.model), cfg, synthetic.CLASSES)
+    with pytest.raises(ConfigError, match="^batch_size must be at least 1, got 0$"):
+        cifarlab.evaluate(tmp_path / "weights.safetensors", batch_size=0)
 
 
 @pytest.mark.slow

@@ -34,10 +34,13 @@ def evaluate(path: str | Path, *, data=None, split: str = "test", device: str = 
 
     ``path`` is a run directory or weights file; ``data`` a dataset path or a loaded
     :class:`cifarlab.data.CifarData` (default: the data the model was trained on).
-    The validation split is the same stratified one the run held out.
+    The validation split is the same stratified one the run held out. ``batch_size``
+    (images per forward pass) replaces the run's ``train.eval_batch_size``.
     """
     if split not in ("test", "val"):
         raise ConfigError(f"--split must be test or val, got {split!r}")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     trained, dev, splits = load_run_splits(path, data, device, progress, batch_size=batch_size)
     chosen = getattr(splits, split)
     if chosen is None:
