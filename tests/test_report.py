@@ -244,6 +244,21 @@ def test_sweep_report_table_plots_repeats_and_best_test_accuracy_once(tmp_path, 
     assert "not for selection" in comparison and "71.00%" in comparison
 
 
+def test_a_sweep_with_artifacts_elsewhere_reports_its_own_trials_there(tmp_path, data):
+    shared = tmp_path / "nfs"
+    make_sweep(tmp_path / "made", data)
+    shutil.move(tmp_path / "made" / "trials", shared)  # where `cifarlab sweep --artifacts` puts them
+    make_run(shared / "0000-other", data, sweep={"sweep": "another", "label": "other"})
+    root = tmp_path / "sweep"
+    root.mkdir()
+    (root / "plan.yaml").write_text(f"sweep: tiny\nartifacts: {shared}\n")
+    assert main(["report", str(root)]) == 0
+    table = _section((root / RunDir.REPORT).read_text(), "Runs")
+    assert table.count("<tr>") == 5 and "other" not in table  # the header and this sweep's four trials
+    assert [r["label"] for r in cifarlab.collect_runs(root)] == ["lr=0.001,seed=0", "lr=0.001,seed=1",
+                                                                  "lr=0.01,seed=0", "lr=0.01,seed=1"]
+
+
 def test_a_folder_of_runs_shows_test_accuracy_and_links_each_run_report(tmp_path, data):
     for seed in (0, 1):
         make_run(tmp_path / "runs" / f"r{seed}", data, seed=seed)

@@ -96,6 +96,21 @@ def test_a_random_search_from_python(tiny_imagefolder, tmp_path):
     assert len(result.table("csv").splitlines()) == 4
 
 
+@pytest.mark.slow
+def test_report_and_runs_of_the_sweep_folder_find_trials_kept_in_artifacts(tiny_imagefolder, tmp_path, capsys):
+    spec = {**GRID, "search": {"runs": [{"label": "a", "set": {"optim.lr": 0.003}},
+                                        {"label": "b", "set": {"optim.lr": 0.0003}}]}}
+    out, shared = tmp_path / "sweep", tmp_path / "nfs"
+    assert main(["sweep", str(_write(tmp_path, spec)), "--data", str(tiny_imagefolder), "--out", str(out),
+                 "--artifacts", str(shared), "--epochs", "1"]) == 0
+    assert not (out / "trials").exists() and len(list(shared.iterdir())) == 2
+    assert main(["report", str(out)]) == 0  # redrawn from the folder, not from the sweep's own rows
+    assert "2 trials (2 completed)" in (out / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["runs", str(out), "--format", "json"]) == 0
+    assert sorted(r["label"] for r in json.loads(capsys.readouterr().out)) == ["a", "b"]
+
+
 def test_an_outage_hidden_by_another_error_is_raised_as_the_outage():
     from cifarlab.sweeps.study import StorageOutage, unmasked_outages
 

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from cifarlab.config import parse_yaml
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.fileio import write_json, write_text
 from cifarlab.reporting.tables import ACCURACIES, cell_text, format_rows, legend
@@ -99,9 +100,29 @@ def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def collect_runs(root: str | Path) -> list[dict[str, Any]]:
-    """Rows for every run directory under ``root`` (searched recursively), in path order."""
-    rows = [collect_run(p.parent) for p in sorted(Path(root).rglob(RunDir.SUMMARY))]
+    """Rows for every run directory under ``root`` (searched recursively), in path order.
+
+    A sweep folder whose trials went to ``--artifacts DIR`` (its ``plan.yaml`` says where) gets
+    this sweep's trials in DIR too.
+    """
+    root = Path(root)
+    found = [p.parent for p in sorted(root.rglob(RunDir.SUMMARY))]
+    found += [d for d in _artifact_trials(root) if not d.resolve().is_relative_to(root.resolve())]
+    rows = [collect_run(d) for d in found]
     return [r for r in rows if r is not None]
+
+
+def _artifact_trials(sweep_dir: Path) -> list[Path]:
+    """The run directories of the sweep at ``sweep_dir`` in its ``--artifacts`` folder, if it had one."""
+    plan_file = sweep_dir / "plan.yaml"
+    if not plan_file.is_file():
+        return []
+    plan = parse_yaml(plan_file.read_text(), str(plan_file))
+    if not plan.get("artifacts"):
+        return []
+    # The folder may be shared with other sweeps (as NFS is); each trial names its own in sweep.json.
+    trials = [p.parent for p in sorted(Path(plan["artifacts"]).glob(f"*/{RunDir.SUMMARY}"))]
+    return [d for d in trials if RunDir(d).sweep().get("sweep") == plan.get("sweep")]
 
 
 def column(name: str) -> str:

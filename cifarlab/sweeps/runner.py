@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.fileio import write_text
 from cifarlab.preemption import Interrupted
@@ -300,7 +302,10 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     storage_url = spec.options.storage or study_mod.default_storage(sweep_dir)
     study = study_mod.open_study(spec, storage_url)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    write_text(sweep_dir / "plan.yaml", dump(spec))
+    plan = dump(spec)
+    if spec.options.artifacts:  # outside the sweep's folder: `cifarlab report SWEEP_DIR` finds the trials by this
+        plan += yaml.safe_dump({"artifacts": str(Path(spec.options.artifacts).resolve())}, allow_unicode=True)
+    write_text(sweep_dir / "plan.yaml", plan)
     if devices == [None]:
         run_worker(spec, sweep_dir, storage_url)
     else:
