@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import signal
+import types
 
 import pytest
+import torch
+from tqdm.auto import tqdm
 
+import cifarlab
+from cifarlab.preemption import Interrupted
+from cifarlab.rundir import RunDir
 from cifarlab.terminal import interactive
 from cifarlab.training.progress import EtaClock, duration
+
+# 150 training images in batches of 25: six steps an epoch, on a network of 2,090 parameters.
+SMALL_NET = dict(model__name="seedlike", model__args={"conv": 2, "fc": 1, "width": 8}, train__batch_size=25,
+                 data__val_size=50, data__max_train_images=150)
 
 
 def _feed(clock: EtaClock, batch_size: int, seconds_per_batch: float, batches: int) -> list[str]:
@@ -52,6 +64,46 @@ def test_an_epoch_too_short_to_measure_still_gets_an_estimate():
     clock = EtaClock(5, 50, preset="seed", on_cpu=True)
     assert clock.batch(1, 50, 0.1) is None  # one batch per epoch: nothing measured after warm-up
     assert clock.epoch(1, 2.0) == "expected training time: about 10 s (2 s per epoch)"
+
+
+@pytest.fixture
+def step_clock(monkeypatch):
+    """The trainer's clock, one second on per training step and still otherwise; SIGTERM at step ``sigterm_at``."""
+    clock = {"now": 0.0, "steps": 0, "sigterm_at": None}
+    loss = torch.nn.functional.cross_entropy
+
+    def step(*args, **kwargs):
+        if args[0].requires_grad:  # a training step, not an evaluation
+            clock["now"] += 1.0
+            clock["steps"] += 1
+            if clock["steps"] == clock["sigterm_at"]:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return loss(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", step)
+    monkeypatch.setattr("cifarlab.training.trainer.time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    return clock
+
+
+def test_a_resumed_epoch_rates_only_the_batches_it_ran(tiny_imagefolder, tmp_path, step_clock, monkeypatch, capsys):
+    rates = []
+
+    class Bar(tqdm):
+        def set_postfix(self, *args, **kwargs):
+            rates.append(kwargs["img_s"])
+            super().set_postfix(*args, **kwargs)
+
+    monkeypatch.setattr("cifarlab.training.trainer.tqdm", Bar)
+    data, run = cifarlab.load_dataset(tiny_imagefolder), tmp_path / "run"
+    step_clock["sigterm_at"] = 8  # epoch 2's second step
+    with pytest.raises(Interrupted):
+        cifarlab.train("seed", out_dir=run, data=data, progress=False, train__epochs=2, **SMALL_NET)
+    rates.clear()
+    capsys.readouterr()
+    cifarlab.train(resume=run, data=data, progress=False)
+    assert rates == ["25"]  # its last 4 batches of 25 images in 4 s, not all 6 in those 4 s
+    assert "at 25 images/s, measured over batches 2-3;" in capsys.readouterr().out
+    assert RunDir(run).epochs()[-1]["images_per_s"] == 25  # the whole epoch over both sessions' seconds
 
 
 @pytest.mark.parametrize("seconds, text", [(40, "40 s"), (600, "10 min"), (7500, "2 h 05 min")])

@@ -48,7 +48,7 @@ class EtaClock:
         self.estimated = False
 
     def batch(self, batches: int, images: int, seconds: float) -> str | None:
-        """The first estimate, once enough batches are measured; ``images``/``seconds`` count from the epoch start."""
+        """The first estimate, once enough batches are measured; all three count from this session's first batch."""
         if self.estimated:
             return None
         if self.warm is None:

@@ -261,17 +261,18 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
         losses.append(loss.detach())
         correct += (logits.argmax(1) == y).sum()
         state.step += 1
+        ran = i + 1 - skip  # the batches timed since t0: a resumed epoch's skipped ones were run before it
         if compiling:
             _synchronize(run.device)
             warmup, compiling = time.perf_counter() - t0, False
         if not clock.estimated:  # the first batches of a session: measure for the expected time
             _synchronize(run.device)
-            log.say_some(clock.batch(i + 1, (i + 1) * loader.batch_size, time.perf_counter() - t0))
+            log.say_some(clock.batch(ran, ran * loader.batch_size, time.perf_counter() - t0))
         if (i + 1) % _SYNC_EVERY == 0 or i + 1 == len(loader):
             recent = torch.stack(losses[-_SYNC_EVERY:]).float()
             log.check_finite(recent, epoch, i + 1)
             bar.set_postfix(loss=f"{recent.mean().item():.4f}", refresh=False,
-                            img_s=f"{(i + 1) * loader.batch_size / (time.perf_counter() - t0):.0f}")
+                            img_s=f"{ran * loader.batch_size / (time.perf_counter() - t0):.0f}")
             bar.update((i + 1) - bar.n)
         if stop:  # checkpoint this step's state; the resumed run goes on from the next step
             state.epoch_steps, state.epoch_losses = i + 1, torch.stack(losses).float().cpu().tolist()
