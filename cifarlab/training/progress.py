@@ -10,6 +10,7 @@ that reaches the same accuracy in minutes.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Sequence
 
 # Presets whose accuracy a faster CPU preset matches: name -> the advice. fast-cpu: 84.42%
 # test accuracy in 135 s on a 2-core CPU (README), the seed write-up's best being 84%.
@@ -36,14 +37,17 @@ class EtaClock:
     """Turns timings of this session's batches and epochs into the expected-time lines.
 
     ``epochs`` is the number of epochs still to train, ``images_per_epoch`` what
-    one epoch feeds the model. Call :meth:`batch` after each batch of the first
-    epoch (it returns the first estimate once) and :meth:`epoch` after the first
-    epoch (it returns the correction).
+    one epoch feeds the model, ``sides`` the training image side of each of those
+    epochs where they differ (``train.resolution``; empty: all alike). Call
+    :meth:`batch` after each batch of the first epoch (it returns the first
+    estimate once) and :meth:`epoch` after the first epoch (it returns the correction).
     """
 
-    def __init__(self, epochs: int, images_per_epoch: int, *, preset: str, on_cpu: bool):
+    def __init__(self, epochs: int, images_per_epoch: int, *, preset: str, on_cpu: bool,
+                 sides: Sequence[int] = ()):
         self.epochs, self.images_per_epoch = epochs, images_per_epoch
         self.preset, self.on_cpu = preset, on_cpu
+        self.sides = list(sides)
         self.warm: tuple[int, float] | None = None  # (images, seconds) at the end of batch 1
         self.estimated = False
 
@@ -66,13 +70,17 @@ class EtaClock:
                 f"validation adds to it)") + self._advice(total)
 
     def epoch(self, done: int, seconds: float) -> str | None:
-        """After this session's first epoch (``seconds`` with any validation): the corrected total and end time."""
+        """After this session's first epoch (``seconds`` with any validation): the corrected total and end time.
+
+        Each epoch is expected to cost the measured one's ``seconds`` times its pixels per image relative to it.
+        """
         if done != 1:
             return None
-        total = self.epochs * seconds
+        # Progressive resizing: an epoch at half the side has a quarter of the pixels to push through the network.
+        total = seconds * (sum((side / self.sides[0]) ** 2 for side in self.sides) if self.sides else self.epochs)
         if not self.estimated:  # an epoch too short to measure batches in: the epoch is the measurement
             self.estimated = True
-            return f"expected training time: about {duration(total)} ({duration(seconds)} per epoch)" \
+            return f"expected training time: about {duration(total)} ({duration(seconds)} for the first epoch)" \
                 + self._advice(total)
         if self.epochs <= 1:
             return None

@@ -190,8 +190,9 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
           callbacks: Sequence[EpochCallback], progress: bool, stop: StopRequest) -> None:
     """Train the epochs after ``state.epochs_completed``; after each: validate, log, checkpoint, call back."""
     first_epoch = state.epochs_completed + 1
+    sides = [_side(cfg, epoch) for epoch in range(first_epoch, cfg.train.epochs + 1)] if cfg.train.resolution else []
     clock = EtaClock(cfg.train.epochs - state.epochs_completed, run.loader.num_images, preset=cfg.preset,
-                     on_cpu=run.device.type == "cpu")
+                     on_cpu=run.device.type == "cpu", sides=sides)
     for epoch in range(first_epoch, cfg.train.epochs + 1):
         epoch_started = time.perf_counter()
         losses, correct, seconds = _train_epoch(cfg, run, splits, state, log, epoch, clock, progress, stop,
@@ -229,8 +230,7 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
     A stop request checkpoints the step just taken and raises :class:`Interrupted`.
     """
     loader, optimizer = run.loader, run.optimizer
-    sides = cfg.train.resolution
-    loader.size = sides[min(epoch, len(sides)) - 1] if sides else None
+    loader.size = _side(cfg, epoch)
     loader.epoch = epoch
     run.model.train()
     start_epoch = getattr(run.model, "start_epoch", None)
@@ -289,6 +289,12 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
     state.epoch_steps, state.epoch_losses, state.epoch_correct, state.epoch_seconds = 0, [], 0, 0.0
     state.compile_seconds += warmup
     return losses, int(correct), seconds
+
+
+def _side(cfg: Config, epoch: int) -> int | None:
+    """The side of ``epoch``'s training images under ``train.resolution`` (the last repeating); None: as stored."""
+    sides = cfg.train.resolution
+    return sides[min(epoch, len(sides)) - 1] if sides else None
 
 
 def _finish(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log) -> TrainResult:
