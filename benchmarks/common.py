@@ -52,9 +52,17 @@ def cpu_model() -> str:
 
 
 def machine() -> str:
-    """One line naming the machine, its CPU flags that matter, torch build and thread count."""
+    """One line naming the machine, its CPU flags that matter, the kernels in use, torch build and threads.
+
+    The kernels can be held below what the CPU has (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``), to stand
+    in for an older CPU; the line says so, since the flags alone would then mislead.
+    """
+    from cifarlab.devices import onednn_isa_cap
+
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return (f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags_line()}), torch {torch.__version__} "
+    cap = onednn_isa_cap()
+    kernels = f"ATen kernels {torch.backends.cpu.get_cpu_capability()}" + (f", oneDNN capped at {cap}" if cap else "")
+    return (f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags_line()}; {kernels}), torch {torch.__version__} "
             f"({torch.get_num_threads()} threads){gpu}, Python {platform.python_version()}")
 
 

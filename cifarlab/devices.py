@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from cifarlab.errors import ConfigError
@@ -20,12 +22,25 @@ def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 in hardware, where bf16 autocast is a speed-up.
 
     On a CPU that means AVX-512 BF16 or AMX instructions (oneDNN's bf16 kernels
-    run there about 1.6x faster than fp32; elsewhere they are emulated, slower).
+    run there about 1.6x faster than fp32; elsewhere they are emulated, slower),
+    and oneDNN allowed to use them (see :func:`onednn_isa_cap`).
     """
     if device.type == "cuda":
         return cuda_native_bf16(torch.cuda.get_device_capability(device))
     probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
-    return device.type == "cpu" and any(probe is not None and probe() for probe in probes)
+    cap = onednn_isa_cap()
+    allowed = cap is None or cap.startswith(("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10"))
+    return device.type == "cpu" and allowed and any(probe is not None and probe() for probe in probes)
+
+
+def onednn_isa_cap() -> str | None:
+    """The instruction set oneDNN is capped at by ``ONEDNN_MAX_CPU_ISA`` (upper case), or None when uncapped.
+
+    ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2`` makes a newer CPU run the kernels an AVX2-only one
+    runs (without hardware bf16): the stand-in for such a machine, so ``precision: auto`` must then choose fp32.
+    """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    return None if cap in ("", "ALL", "DEFAULT") else cap
 
 
 def cuda_native_bf16(capability: tuple[int, int]) -> bool:

@@ -193,6 +193,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     import torch
 
     from cifarlab import __version__
+    from cifarlab.devices import onednn_isa_cap
 
     info: dict[str, Any] = {
         "cifarlab": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
@@ -200,7 +201,11 @@ def environment(device: torch.device) -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "device": str(device), "command": sys.argv,
         "started_at": timestamp(),
+        # the vector kernels ATen dispatched to: ATEN_CPU_CAPABILITY can lower them, as can oneDNN's own cap
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
+    if (cap := onednn_isa_cap()) is not None:
+        info["onednn_isa_cap"] = cap
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
         info["gpu"] = torch.cuda.get_device_name(device)

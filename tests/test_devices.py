@@ -33,7 +33,16 @@ def test_cpu_bf16_follows_the_instruction_set_probes(monkeypatch):
     assert native_bf16(CPU) is True
 
 
-def test_cpu_bf16_matches_the_flags_the_kernel_reports():
+def test_cpu_bf16_is_off_where_onednn_is_capped_below_it(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    for cap, native in [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("DEFAULT", True)]:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert native_bf16(CPU) is native, cap
+        assert resolve_precision("auto", CPU) is (torch.bfloat16 if native else None)
+
+
+def test_cpu_bf16_matches_the_flags_the_kernel_reports(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert native_bf16(CPU) is cpu_computes_bf16()
     assert resolve_precision("auto", CPU) is (torch.bfloat16 if cpu_computes_bf16() else None)
 

@@ -52,6 +52,7 @@ def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolde
     assert summary["params"] == 2_753_546 and summary["train_images"] == 200
     env = json.loads((out / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["optim"]["lr"] == 5e-4 and config["train"]["epochs"] == 1
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
