@@ -43,6 +43,21 @@ def test_second_load_reads_the_cache_without_decoding(tmp_path, decodes, isolate
     assert second.train_images.dtype == np.uint8 and second.train_labels.dtype == np.int64
 
 
+def test_cached_arrays_are_read_only_maps_of_the_file_and_a_compressed_file_is_read_too(tmp_path, isolated_cache,
+                                                                                          decodes):
+    archive = synthetic.make_imagefolder_archive(tmp_path / "d.tar", 2, 1)
+    first = load_dataset(archive, progress=False)
+    mapped = load_dataset(archive, progress=False)
+    assert _same(first, mapped) and isinstance(mapped.test_images, np.memmap)
+    with pytest.raises(ValueError, match="read-only"):
+        mapped.test_images[0, 0, 0, 0] = 1  # the cache file cannot be changed through the data
+    path = cache.cache_file(isolated_cache, first.fingerprint)
+    np.savez_compressed(path, train_images=first.train_images, train_labels=first.train_labels,
+                        test_images=first.test_images, test_labels=first.test_labels, kind="ImageFolder archive")
+    compressed = load_dataset(archive, progress=False)
+    assert _same(first, compressed) and not isinstance(compressed.test_images, np.memmap) and decodes["n"] == 30
+
+
 def test_key_follows_content_not_path(tmp_path, decodes):
     archive = synthetic.make_imagefolder_archive(tmp_path / "d.tar", 2, 1)
     first = load_dataset(archive, progress=False)

@@ -88,13 +88,13 @@ def test_frozen_params_and_module_input():
 
 
 class _DataDependent(nn.Module):
-    """Reads a value out of its input: no meta kernel can do that, so the trace falls back to a real forward."""
+    """Reads a value out of its input: only a forward with real numbers can trace it."""
 
     def forward(self, x):
         return x / (x.abs().max().item() + 1)
 
 
-def test_meta_trace_falls_back_to_a_real_forward():
+def test_a_data_dependent_forward_is_traced_and_the_weights_are_untouched():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), _DataDependent(), nn.Flatten(), nn.Linear(4 * 30 * 30, 10))
     weight = model[0].weight.detach().clone()
     report = inspect_model(model)

@@ -1,4 +1,4 @@
-"""Shapes, parameters and MACs per leaf layer, from forward hooks on one shape-only forward pass."""
+"""Shapes, parameters and MACs per leaf layer, from forward hooks on one batch-1 forward pass."""
 
 from __future__ import annotations
 
@@ -67,16 +67,10 @@ def count_params(params: Iterable[nn.Parameter]) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params if not p.requires_grad)
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Shape-only stand-ins for every parameter and buffer: a forward with them computes no numbers."""
-    named = list(model.named_parameters(remove_duplicate=False)) + list(model.named_buffers(remove_duplicate=False))
-    return {name: torch.empty_like(t, device="meta") for name, t in named}
-
-
 @torch.no_grad()
-def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
+def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int
          ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
-    """One batch-1 forward with hooks on every module; on the meta device if ``meta``, else on the model's.
+    """One batch-1 forward of a zero image with hooks on every module, on the model's device.
 
     Leaves give the rows. Containers are hooked too, so that a failure in a
     block's own code (a residual addition of mismatched shapes) is pinned on
@@ -86,7 +80,6 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
     # Leaves: modules with no children, except empty containers (an empty ``nn.Sequential`` is an identity).
     leaves = {key for key, (_, m) in modules.items()
               if next(m.children(), None) is None and not isinstance(m, _CONTAINERS)}
-    # Counted before the pass: during a meta pass the modules hold stand-ins without requires_grad.
     params = {key: count_params(m.parameters(recurse=False)) for key, (_, m) in modules.items()}
     rows: list[LayerRow] = []
     running: list[tuple[str, nn.Module, tuple[int, ...] | None]] = []
@@ -114,11 +107,11 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int, meta: bool
     out_shape = None
     try:
         first = next(iter(model.parameters()), None)
-        device = "meta" if meta else (first.device if first is not None else "cpu")
+        device = first.device if first is not None else "cpu"
         dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
         x = torch.zeros(1, *input_shape, device=device, dtype=dtype)
         try:
-            out_shape = _shape(torch.func.functional_call(model, _meta_state(model), (x,)) if meta else model(x))
+            out_shape = _shape(model(x))
         except Exception as exc:  # noqa: BLE001 - any failure inside the model is a finding
             name, module, inp = running[-1] if running else (type(model).__name__, model, tuple(input_shape))
             failure = TraceFailure(name, module, inp, first_line(exc))
@@ -133,18 +126,16 @@ def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
           ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
     """Trace one image through ``model`` in eval mode; return rows, a failure (or None), output shape.
 
-    The pass runs on the meta device (shapes only, no arithmetic: milliseconds, whatever the input size), with
-    shape-only copies of the weights swapped in by ``torch.func.functional_call``. If it fails (an op without
-    a meta kernel, or a real shape error) one real forward of a zero image decides, and gives torch's own
-    message for the failing layer. A module called several times (ResNet's shared ReLU) gets one row per call;
-    its parameters are counted on the first. The model is left in the training mode it had.
+    The pass is real arithmetic on one zero image, without gradients, and gives torch's own message for the
+    failing layer. Not on the meta device: its kernels' first use imports torch's compiler stack, 1.1 s on a
+    2-core CPU, which a batch-1 forward of a CIFAR network beats by a hundred times, and which every training
+    run paid at start-up. A module called several times (ResNet's shared ReLU) gets one row per call; its
+    parameters are counted on the first. The model is left in the training mode it had.
     """
     was_training = model.training
     model.eval()
     try:
-        rows, failure, out_shape = _run(model, input_shape, batch, meta=True)
-        if failure is not None:
-            rows, failure, out_shape = _run(model, input_shape, batch, meta=False)
+        rows, failure, out_shape = _run(model, input_shape, batch)
     finally:
         model.train(was_training)
     return rows, failure, out_shape
