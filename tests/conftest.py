@@ -16,6 +16,17 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """The cache folder of module- and session-scoped fixtures, which run before a test's own is set.
+
+    Without it a report drawn once per module cached its dataset in the user's ``~/.cache/cifarlab``.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CIFARLAB_CACHE", str(tmp_path_factory.mktemp("session-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own cache folder: no test sees another's cached arrays."""
