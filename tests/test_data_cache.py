@@ -6,11 +6,15 @@ import json
 import os
 import shutil
 
+import warnings
+
 import numpy as np
 import pytest
 import synthetic
+import torch
 
 from cifarlab.data import cache, imagefolder, load_dataset
+from cifarlab.data.loader import to_device_images
 
 
 @pytest.fixture
@@ -51,6 +55,9 @@ def test_cached_arrays_are_read_only_maps_of_the_file_and_a_compressed_file_is_r
     assert _same(first, mapped) and isinstance(mapped.test_images, np.memmap)
     with pytest.raises(ValueError, match="read-only"):
         mapped.test_images[0, 0, 0, 0] = 1  # the cache file cannot be changed through the data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns of a tensor over read-only memory (once per process)
+        assert torch.equal(to_device_images(mapped.test_images, "cpu"), to_device_images(first.test_images, "cpu"))
     path = cache.cache_file(isolated_cache, first.fingerprint)
     np.savez_compressed(path, train_images=first.train_images, train_labels=first.train_labels,
                         test_images=first.test_images, test_labels=first.test_labels, kind="ImageFolder archive")

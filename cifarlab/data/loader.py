@@ -8,6 +8,7 @@ than the network itself, and on a GPU would leave it waiting.
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -20,7 +21,11 @@ from cifarlab.data.augment import cutout, flip, random_crop, random_flip
 
 def to_device_images(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
     """``(N, H, W, C)`` uint8 array -> contiguous ``(N, C, H, W)`` uint8 tensor on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).contiguous()
+    with warnings.catch_warnings():
+        # The cached arrays are read-only memory maps; the tensor over one is only read, as the permute copies.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        source = torch.from_numpy(np.ascontiguousarray(images))
+    return source.to(device).permute(0, 3, 1, 2).contiguous()
 
 
 def affine(mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor,
