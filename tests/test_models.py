@@ -57,13 +57,20 @@ def test_fast_whitening_decorrelates_patches():
     assert not model.whiten.weight.requires_grad
 
 
-def test_fast_refuses_bad_width_and_whitening_bias_epochs():
+def test_fast_refuses_bad_widths_and_training_epochs():
     for bad in ("x", 0, True):
         with pytest.raises(ModelError, match="model 'fast': width must be a positive number"):
             create_model("fast", width=bad)
     for bad in (-1, 1.5, "2", False):
         with pytest.raises(ModelError, match="model 'fast': whiten_bias_epochs must be a whole number"):
             create_model("fast", whiten_bias_epochs=bad)
+    for bad in ([16, 96], [16, 96, 0], [16, 96.0, 96], "16,96,96"):
+        with pytest.raises(ModelError, match="model 'fast': widths must list three channel counts"):
+            create_model("fast", widths=bad)
+    for bad in ([1, 2], [1, -1, None], [1, 2.5, None], 3):
+        with pytest.raises(ModelError, match="model 'fast': group_epochs must list three whole numbers"):
+            create_model("fast", group_epochs=bad)
+    assert [g[0].out_channels for g in create_model("fast", widths=[16, 80, 96]).groups] == [16, 80, 96]
     model = create_model("fast", width=0.25, whiten_bias_epochs=2)
     trained = []
     for epoch in (1, 2, 3):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -114,6 +116,20 @@ def test_fast_whitening_bias_trains_only_in_its_epochs(tiny_imagefolder, tmp_pat
     frozen, trained = biases[1], biases[None]
     assert frozen[0].abs().sum() > 0 and torch.equal(frozen[0], frozen[1]) and torch.equal(frozen[1], frozen[2])
     assert not torch.equal(trained[0], trained[1]) and not torch.equal(trained[1], trained[2])
+
+
+def test_fast_groups_train_only_in_their_epochs(tiny_imagefolder, tmp_path):
+    weights = []
+
+    def record(_metrics):
+        groups, _ = load_checkpoint(tmp_path / RunDir.CHECKPOINT)
+        weights.append([groups["model"][f"groups.{g}.0.weight"] for g in range(3)])
+
+    cifarlab.train("fast-cpu", out_dir=tmp_path, data=cifarlab.load_dataset(tiny_imagefolder), train__epochs=3,
+                   train__precision="fp32", model__args={"widths": [8, 16, 16], "group_epochs": [1, 2, None]},
+                   callbacks=[record], **SMALL)
+    changed = [[not torch.equal(before[g], after[g]) for g in range(3)] for before, after in pairwise(weights)]
+    assert changed == [[False, True, True], [False, False, True]]  # group 1 after epoch 1, group 2 after epoch 2
 
 
 def test_resolution_refuses_sides_below_eight():
