@@ -21,9 +21,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine  # noqa: E402
 
+from cifarlab.config import load as load_config  # noqa: E402
 from cifarlab.models import create_model  # noqa: E402
 
-MODELS = {"seed": {}, "resnet18": {}, "fast": {"width": 1.0}, "fast-cpu": {"width": 0.375},
+MODELS = {"seed": {}, "resnet18": {}, "fast": {"width": 1.0}, "fast-cpu": dict(load_config("fast-cpu").model.args),
           "seedlike-8-3": {"conv": 8, "fc": 3}}
 
 

@@ -55,7 +55,8 @@ def test_rows_carry_the_write_ups_columns(runs):
     assert (deep["arch"], deep["optimizer"], deep["regularization"]) == \
         ("12-4", "SGD (m=0.9, nesterov)", "dropout=0.2, wd=0.0005")
     fast = rows["d-fast"]
-    assert fast["arch"] == "fast (width=0.375, whiten_bias_epochs=1)" and fast["activation"] == "GELU"
+    assert fast["arch"] == "fast (widths=[16, 80, 96], whiten_bias_epochs=1, group_epochs=[2, None, None])"
+    assert fast["activation"] == "GELU"
     assert fast["regularization"] == "wd=0.000512, smoothing=0.2, aug=altflip+crop2"
     assert fast["optimizer"] == "Muon (m=0.6) + SGD (m=0.85, nesterov)" and fast["lr"] == 0.08
 
