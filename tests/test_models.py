@@ -70,6 +70,8 @@ def test_fast_refuses_bad_widths_and_training_epochs():
     for bad in ([1, 2], [1, -1, None], [1, 2.5, None], 3):
         with pytest.raises(ModelError, match="model 'fast': group_epochs must list three whole numbers"):
             create_model("fast", group_epochs=bad)
+    with pytest.raises(ModelError, match="model 'fast': give width .* or widths .*, not both"):
+        create_model("fast", width=0.5, widths=[16, 80, 96])
     assert [g[0].out_channels for g in create_model("fast", widths=[16, 80, 96]).groups] == [16, 80, 96]
     model = create_model("fast", width=0.25, whiten_bias_epochs=2)
     trained = []

@@ -61,6 +61,8 @@ class FastNet(nn.Module):
         if widths is not None and not (isinstance(widths, (list, tuple)) and len(widths) == 3
                                        and all(_whole(w) and w >= 1 for w in widths)):
             raise ModelError(f"model 'fast': widths must list three channel counts (one per group), got {widths!r}")
+        if widths is not None and width != 1.0:
+            raise ModelError(f"model 'fast': give width ({width!r}) or widths ({widths!r}), not both")
         if whiten_bias_epochs is not None and not (_whole(whiten_bias_epochs) and whiten_bias_epochs >= 0):
             raise ModelError(f"model 'fast': whiten_bias_epochs must be a whole number of epochs (0 or more) or null, "
                              f"got {whiten_bias_epochs!r}")
