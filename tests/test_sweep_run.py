@@ -103,7 +103,8 @@ def test_report_and_runs_of_the_sweep_folder_find_trials_kept_in_artifacts(tiny_
     out, shared = tmp_path / "sweep", tmp_path / "nfs"
     assert main(["sweep", str(_write(tmp_path, spec)), "--data", str(tiny_imagefolder), "--out", str(out),
                  "--artifacts", str(shared), "--epochs", "1"]) == 0
-    assert not (out / "trials").exists() and len(list(shared.iterdir())) == 2
+    assert not (out / "trials").exists() and [p.name for p in shared.iterdir()] == ["tiny"]  # the sweep's name
+    assert len(list((shared / "tiny").iterdir())) == 2
     assert main(["report", str(out)]) == 0  # redrawn from the folder, not from the sweep's own rows
     assert "2 trials (2 completed)" in (out / "report.html").read_text()
     capsys.readouterr()

@@ -45,8 +45,8 @@ class SweepOptions:
     devices: str | None = _option(
         "LIST", "one worker per device, pinned to it: cuda:0,cuda:1 or all (every GPU here)", worker=False)
     artifacts: str | None = _option(
-        "DIR", "put the trials' run directories in DIR, a folder every machine sees (e.g. NFS), so that a dead "
-        "worker's trial resumes from its checkpoint on another machine (default SWEEP_DIR/trials)")
+        "DIR", "put the trials' run directories in DIR/<sweep name>, DIR a folder every machine sees (e.g. NFS), so "
+        "that a dead worker's trial resumes from its checkpoint on another machine (default SWEEP_DIR/trials)")
     storage_patience: float = _option(
         "SECONDS", "ride out a storage outage (server restart, dropped connection, SQLite 'database is locked') "
         "for this long, retrying with backoff, before stopping (default 300)", default=300.0)

@@ -1,6 +1,6 @@
 """Running a sweep: worker processes take trials from the study; each trial is an ordinary cifarlab run.
 
-A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/`` (or ``<artifacts>/<slot>-<label>/``), fixed by its
+A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/`` (or ``<artifacts>/<sweep>/<slot>-<label>/``), fixed by its
 slot, so a retry of a killed trial finds the dead one's checkpoint and resumes it. When it cannot (the dead worker
 ran on another machine without shared ``--artifacts``, or died before its first epoch ended) it starts the run
 again, and the table marks the trial restarted. Trials report validation accuracy after every epoch, which a median
@@ -81,8 +81,13 @@ class SweepResult:
 def trial_dir(spec: SweepSpec, sweep_dir: Path, slot: int, label: str) -> Path:
     """The run directory of a slot: fixed, so that a retry finds the dead attempt's checkpoint."""
     safe = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
-    root = Path(spec.options.artifacts) if spec.options.artifacts else Path(sweep_dir) / "trials"
-    return root / f"{slot:04d}-{safe}"
+    return trials_root(spec, sweep_dir) / f"{slot:04d}-{safe}"
+
+
+def trials_root(spec: SweepSpec, sweep_dir: Path) -> Path:
+    """The folder of the sweep's trials: ``SWEEP_DIR/trials``, or with ``--artifacts DIR`` the sweep's own folder in
+    DIR (its name is its study's), so that sweeps sharing DIR never take each other's trials for their own."""
+    return Path(spec.options.artifacts) / spec.name if spec.options.artifacts else Path(sweep_dir) / "trials"
 
 
 class _Objective:
@@ -304,7 +309,7 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     plan = dump(spec)
     if spec.options.artifacts:  # outside the sweep's folder: `cifarlab report SWEEP_DIR` finds the trials by this
-        plan += yaml.safe_dump({"artifacts": str(Path(spec.options.artifacts).resolve())}, allow_unicode=True)
+        plan += yaml.safe_dump({"artifacts": str(trials_root(spec, sweep_dir).resolve())}, allow_unicode=True)
     write_text(sweep_dir / "plan.yaml", plan)
     if devices == [None]:
         run_worker(spec, sweep_dir, storage_url)
