@@ -105,8 +105,8 @@ def _mapped_members(path: Path) -> dict[str, np.ndarray] | None:
                 raise ValueError(f"member {info.filename} has no local header")
             f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
                    + int.from_bytes(local[28:30], "little"))
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            npy = np.lib.format
+            read_header = npy.read_array_header_1_0 if npy.read_magic(f) == (1, 0) else npy.read_array_header_2_0
             shape, fortran, dtype = read_header(f)
             if dtype.hasobject or fortran:
                 raise ValueError(f"member {info.filename} is not a plain C-ordered array")

@@ -1,10 +1,10 @@
 """Running a sweep: worker processes take trials from the study; each trial is an ordinary cifarlab run.
 
-A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/`` (or ``<artifacts>/<sweep>/<slot>-<label>/``), fixed by its
-slot, so a retry of a killed trial finds the dead one's checkpoint and resumes it. When it cannot (the dead worker
-ran on another machine without shared ``--artifacts``, or died before its first epoch ended) it starts the run
-again, and the table marks the trial restarted. Trials report validation accuracy after every epoch, which a median
-pruner may use to stop them early.
+A trial's run directory is ``<sweep_dir>/trials/<slot>-<label>/`` (or ``<artifacts>/<sweep>/<slot>-<label>/``),
+fixed by its slot, so a retry of a killed trial finds the dead one's checkpoint and resumes it. When it cannot (the
+dead worker ran on another machine without shared ``--artifacts``, or died before its first epoch ended) it starts
+the run again, and the table marks the trial restarted. Trials report validation accuracy after every epoch, which a
+median pruner may use to stop them early.
 """
 
 from __future__ import annotations
