@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.fileio import write_text
 from cifarlab.preemption import Interrupted
@@ -81,13 +79,7 @@ class SweepResult:
 def trial_dir(spec: SweepSpec, sweep_dir: Path, slot: int, label: str) -> Path:
     """The run directory of a slot: fixed, so that a retry finds the dead attempt's checkpoint."""
     safe = "".join(c if c.isalnum() or c in "-_.=," else "_" for c in label)[:80]
-    return trials_root(spec, sweep_dir) / f"{slot:04d}-{safe}"
-
-
-def trials_root(spec: SweepSpec, sweep_dir: Path) -> Path:
-    """The folder of the sweep's trials: ``SWEEP_DIR/trials``, or with ``--artifacts DIR`` the sweep's own folder in
-    DIR (its name is its study's), so that sweeps sharing DIR never take each other's trials for their own."""
-    return Path(spec.options.artifacts) / spec.name if spec.options.artifacts else Path(sweep_dir) / "trials"
+    return (spec.artifacts_dir or Path(sweep_dir) / "trials") / f"{slot:04d}-{safe}"
 
 
 class _Objective:
@@ -307,10 +299,7 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     storage_url = spec.options.storage or study_mod.default_storage(sweep_dir)
     study = study_mod.open_study(spec, storage_url)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    plan = dump(spec)
-    if spec.options.artifacts:  # outside the sweep's folder: `cifarlab report SWEEP_DIR` finds the trials by this
-        plan += yaml.safe_dump({"artifacts": str(trials_root(spec, sweep_dir).resolve())}, allow_unicode=True)
-    write_text(sweep_dir / "plan.yaml", plan)
+    write_text(sweep_dir / "plan.yaml", dump(spec))
     if devices == [None]:
         run_worker(spec, sweep_dir, storage_url)
     else:

@@ -55,6 +55,12 @@ class SweepSpec:
     repeats: int = 1
     pruner: str = "none"
 
+    @property
+    def artifacts_dir(self) -> Path | None:
+        """With ``--artifacts DIR``, where the trials go: the sweep's own folder in DIR (its name is its study's),
+        so that sweeps sharing DIR never take each other's trials for their own; None without it."""
+        return Path(self.options.artifacts) / self.name if self.options.artifacts else None
+
     def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """Every key a trial sets over its base config: ``fixed``, the trial's own, the options, scaled epochs."""
         layered: dict[str, Any] = {}
@@ -305,6 +311,8 @@ def describe(spec: SweepSpec) -> dict[str, Any]:
     """The expanded sweep: every trial with every key it sets (``--dry-run``)."""
     head: dict[str, Any] = {"sweep": spec.name, "file": spec.source, "kind": spec.kind,
                             "base": spec.preset or spec.config_file or "seed", "pruner": spec.pruner}
+    if spec.artifacts_dir is not None:  # outside the sweep's folder: `cifarlab report SWEEP_DIR` finds them by this
+        head["artifacts"] = str(spec.artifacts_dir.resolve())
     if spec.space:
         return {**head, "trials": spec.budget, "space": spec.space, "every trial sets": spec.resolve({})}
     runs = []
