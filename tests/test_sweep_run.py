@@ -11,12 +11,14 @@ import yaml
 
 import cifarlab
 from cifarlab.cli import main
+from cifarlab.config import list_presets
 
 # A network of 2,090 parameters that separates the synthetic classes in an epoch or two.
 TINY = {"model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}, "train.epochs": 2,
         "train.batch_size": 25, "data.val_size": 50}
 GRID = {"name": "tiny", "base": {"preset": "seed"}, "fixed": TINY,
         "search": {"grid": {"optim.lr": [0.003, 0.0003], "optim.name": ["adam", "sgd"]}}}
+SHIPPED_PRESETS = list_presets()
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +129,49 @@ def test_an_outage_hidden_by_another_error_is_raised_as_the_outage():
     with pytest.raises(UnboundLocalError):  # any other error passes through unchanged
         with unmasked_outages():
             raise UnboundLocalError("a bug of its own")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", SHIPPED_PRESETS)
+def test_a_sweep_runs_on_every_shipped_preset_as_its_base(preset, tiny_imagefolder, tmp_path, capsys):
+    # fast-cpu validates only after its last epoch (val_every 0): epochs without a val acc must not reach Optuna
+    spec = {"name": f"on-{preset}", "base": {"preset": preset},
+            "fixed": {"train.epochs": 2, "train.batch_size": 20, "data.val_size": 20, "data.max_train_images": 40,
+                      "data.max_test_images": 20, "train.eval_batch_size": 20},
+            "search": {"grid": {"train.seed": [0, 1]}}}
+    out = tmp_path / "out"
+    assert main(["sweep", str(_write(tmp_path, spec)), "--data", str(tiny_imagefolder), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err and "failed" not in printed.out
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
+    assert all(0 <= float(r["val acc"]) <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_a_trial_that_raises_fails_alone_in_one_line_and_is_not_retried(tiny_imagefolder, tmp_path, capsys,
+                                                                        monkeypatch):
+    real = cifarlab.train
+
+    def train(cfg=None, **kwargs):  # a bug that only the sgd trials hit
+        if cfg is not None and cfg.optim.name == "sgd":
+            raise RuntimeError("boom in the optimizer\nsecond line of the message")
+        return real(cfg, **kwargs)
+
+    monkeypatch.setattr(cifarlab, "train", train)
+    out, path = tmp_path / "grid", _write(tmp_path, GRID)
+    assert main(["sweep", str(path), "--data", str(tiny_imagefolder), "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "Traceback" not in printed.err + printed.out
+    failures = [line for line in printed.out.splitlines() if "failed: RuntimeError: boom in the optimizer in" in line]
+    assert len(failures) == 2 and "second line" not in printed.out
+    with open(out / "results.csv") as f:
+        status = {r["label"]: r["status"] for r in csv.DictReader(f)}
+    assert status == {"lr=0.003,name=adam": "completed", "lr=0.0003,name=adam": "completed",
+                      "lr=0.003,name=sgd": "failed", "lr=0.0003,name=sgd": "failed"}
+    assert json.loads((out / "best.json").read_text())["label"].endswith("name=adam")
+    assert "## Failed trials" in (out / "results.md").read_text()
+    # every trial ended once: the same command again trains nothing and retries no failed trial
+    assert main(["sweep", str(path), "--data", str(tiny_imagefolder), "--out", str(out)]) == 0
+    assert "/4] " not in capsys.readouterr().out

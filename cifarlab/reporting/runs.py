@@ -222,6 +222,9 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, A
     markdown = [f"# {title}", "", intro, "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
     markdown += [legend(shown), ""] if legend(shown) else []
     markdown += [line + "  " for line in describe_best(best).splitlines()]  # two spaces: a Markdown line break
+    failed = [r for r in rows if r.get("error")]
+    if failed:
+        markdown += ["", "## Failed trials", ""] + [f"- {r['label']}: `{r['error']}`" for r in failed]
     comparison = format_comparison(rows, "markdown")
     if comparison:
         markdown += ["", "## Beside the write-up", "", comparison]

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cifarlab.errors import CifarlabError, ConfigError
+from cifarlab.errors import CifarlabError, ConfigError, DiskError, first_line
 from cifarlab.fileio import write_text
 from cifarlab.preemption import Interrupted
 from cifarlab.reporting.runs import (
+    COLUMNS,
     aggregate_repeats,
     best_row,
     collect_run,
@@ -114,6 +115,12 @@ class _Objective:
         except optuna.TrialPruned:
             self._keep_record(trial, run_dir)
             raise
+        except (DiskError, study_mod.StorageOutage):  # the machine's fault: the worker stops, a rerun resumes
+            raise
+        except Exception as exc:  # this trial's own failure (a bug, a bad setting): one line, then the next trial
+            self._keep_record(trial, run_dir)
+            trial.set_user_attr("error", f"{type(exc).__name__}: {first_line(exc)}")
+            raise study_mod.TrialError(trial.user_attrs["error"]) from exc
         self._keep_record(trial, run_dir)
         return summary["val_acc"]
 
@@ -146,6 +153,8 @@ class _Objective:
         from cifarlab.training.trainer import TrainingDiverged
 
         def report(metrics: dict[str, Any]) -> None:
+            if metrics["val_acc"] is None:  # not validated this epoch (train.val_every): nothing to report or prune
+                return
             trial.report(metrics["val_acc"], metrics["epoch"])
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {metrics['epoch']}")
@@ -181,10 +190,12 @@ class _Objective:
     def announce(self, study, trial) -> None:
         from optuna.trial import TrialState
 
-        if trial.state == TrialState.FAIL:  # a duplicate that stepped aside: nothing ran
+        if trial.state == TrialState.FAIL and not study_mod.errored(trial):  # a duplicate that stepped aside
             return
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
-        if trial.user_attrs.get("diverged"):
+        if study_mod.errored(trial):
+            outcome = f"failed: {trial.user_attrs['error']}"
+        elif trial.user_attrs.get("diverged"):
             outcome = "diverged"
         elif trial.state == TrialState.PRUNED:
             last = trial.last_step
@@ -208,7 +219,7 @@ def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str) -> None:
             step = study_mod.next_step(study, spec)
             if step == "run":
                 with study_mod.unmasked_outages():
-                    study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial,),
+                    study.optimize(objective, n_trials=1, catch=(study_mod.DuplicateTrial, study_mod.TrialError),
                                    callbacks=[objective.announce])
         if step == "done":
             return
@@ -317,9 +328,14 @@ def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict
     row = next((r for r in map(collect_run, here) if r is not None), None)  # where it ran, or in its sweep's folder
     if row is None and "record" in attrs:  # run on another machine: the study kept its record
         row = row_from_record(attrs["record"], f"{attrs['host']}:{attrs['run_dir']}")
+    if row is None and study_mod.errored(trial):  # it failed before its run wrote a summary
+        label = attrs.get("label", f"trial {attrs['slot']}")
+        row = dict.fromkeys(COLUMNS) | {"label": label, "group": label, "run": attrs.get("run_dir")}
     if row is None:
         return None
     row["trial"] = attrs["slot"]
+    if study_mod.errored(trial):
+        row["status"], row["error"] = "failed", attrs["error"]
     if trial.state == TrialState.PRUNED and row["status"] == "stopped":
         row["status"] = "pruned"
     if attrs.get("attempt") and row["status"] == "completed":  # its first worker died

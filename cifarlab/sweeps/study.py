@@ -1,7 +1,8 @@
 """The sweep's Optuna study: its storage, the queue of trials, and which worker owns which trial.
 
 Every planned run has a *slot* (grid and explicit runs: its index in the plan; samplers: the number of the Optuna
-trial that first drew it). A slot is done once one Optuna trial for it is COMPLETE or PRUNED.
+trial that first drew it). A slot is done once one Optuna trial for it is COMPLETE or PRUNED, or FAIL in its own error (a dead worker's
+FAIL is retried).
 
 Optuna's own mechanisms do most of the work: plan rows are enqueued trials; a worker that dies on another machine
 is found by its heartbeat, and ``RetryHeartbeatStaleTrialCallback`` queues its trial again with its settings; the
@@ -44,6 +45,18 @@ RACE_ATTEMPTS = 5
 
 class DuplicateTrial(Exception):
     """This Optuna trial is not needed: its slot is another trial's, or the sampler's budget is spent."""
+
+
+class TrialError(Exception):
+    """The trial itself failed (its ``error`` attribute says how): it ends FAIL, and its slot is done, not retried
+    (the same settings would fail again)."""
+
+
+def errored(trial: optuna.trial.FrozenTrial) -> bool:
+    """True for a trial that ended in its own error (:class:`TrialError`), not by its worker's death."""
+    from optuna.trial import TrialState
+
+    return trial.state == TrialState.FAIL and "error" in trial.user_attrs
 
 
 def default_storage(sweep_dir: Path) -> str:
@@ -267,18 +280,19 @@ def slot_of(trial: optuna.trial.FrozenTrial, spec: SweepSpec) -> int | None:
 
 
 def _live(trial: optuna.trial.FrozenTrial) -> bool:
+    """Running, waiting or ended with a result: not a dead worker's attempt, whose slot is owed again."""
     from optuna.trial import TrialState
 
-    return trial.state != TrialState.FAIL
+    return trial.state != TrialState.FAIL or errored(trial)
 
 
 def finished_by_slot(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]:
-    """The trial that completed (or was pruned) for each done slot."""
+    """The trial that completed, was pruned or failed in its own error, for each done slot."""
     from optuna.trial import TrialState
 
     done: dict[int, optuna.trial.FrozenTrial] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if trial.user_attrs.get("slot") is not None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if trial.user_attrs.get("slot") is not None and (trial.state != TrialState.FAIL or errored(trial)):
             done.setdefault(trial.user_attrs["slot"], trial)
     return done
 
