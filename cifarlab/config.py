@@ -253,7 +253,7 @@ def compose(
     items = overrides.items() if isinstance(overrides, dict) else (
         o if isinstance(o, tuple) else parse_override(o) for o in overrides)
     for key, value in items:
-        set_dotted(raw, key, value)
+        set_dotted(raw, key, copy.deepcopy(value))  # a later "model.args.x" must not write into the caller's dict
     where = str(config_file) if config_file is not None else f"preset {name}"
     return from_dict(raw, where=where)
 

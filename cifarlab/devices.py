@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -57,3 +58,60 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     if name == "bf16" or (name == "auto" and native_bf16(device)):
         return torch.bfloat16
     return None
+
+
+# The instruction sets that decide CPU training speed: AVX2 is the fp32 floor,
+# AVX-512 doubles the vector width, and AVX-512 BF16 or AMX make bf16 native
+# (the fast presets' precision: auto); /proc/cpuinfo's names for each.
+CPU_FLAGS = {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "AVX-512 BF16": ("avx512_bf16",),
+             "AMX": ("amx_tile", "amx_bf16")}
+
+
+def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
+    """Which of :data:`CPU_FLAGS` the CPU has, from ``/proc/cpuinfo`` text (read when not given).
+
+    Where there is no ``/proc/cpuinfo`` (macOS, Windows), torch's own probes answer.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            cpuinfo = ""
+    flags_line = next((line for line in cpuinfo.splitlines() if line.startswith(("flags", "Features"))), None)
+    if flags_line is not None:
+        present = set(flags_line.split(":", 1)[1].split())
+        return {name: any(flag in present for flag in names) for name, names in CPU_FLAGS.items()}
+    probes = {"AVX2": "_is_avx2_supported", "AVX-512": "_is_avx512_supported",
+              "AVX-512 BF16": "_is_avx512_bf16_supported", "AMX": "_is_amx_tile_supported"}
+    return {name: bool(getattr(torch.cpu, probe, lambda: False)()) for name, probe in probes.items()}
+
+
+def cpu_flags_line(flags: dict[str, bool] | None = None) -> str:
+    """``AVX2 yes, AVX-512 yes, AVX-512 BF16 yes, AMX no``."""
+    flags = cpu_flags() if flags is None else flags
+    return ", ".join(f"{name} {'yes' if has else 'no'}" for name, has in flags.items())
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, else what Python's platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def machine() -> str:
+    """One line naming the machine, its CPU flags that matter, the kernels in use, torch build and threads.
+
+    The kernels can be held below what the CPU has (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``), to stand
+    in for an older CPU; the line says so, since the flags alone would then mislead.
+    """
+    from cifarlab.devices import onednn_isa_cap
+
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    cap = onednn_isa_cap()
+    kernels = f"ATen kernels {torch.backends.cpu.get_cpu_capability()}" + (f", oneDNN capped at {cap}" if cap else "")
+    return (f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags_line()}; {kernels}), torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads){gpu}, Python {platform.python_version()}")

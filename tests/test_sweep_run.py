@@ -145,7 +145,8 @@ def test_a_sweep_runs_on_every_shipped_preset_as_its_base(preset, tiny_imagefold
     assert "Traceback" not in printed.err and "failed" not in printed.out
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 2 and {r["status"] for r in rows} == {"completed"}
+    # 40 images and 2 epochs may leave a big network at chance, which the table says; it still completes
+    assert len(rows) == 2 and all(r["status"].startswith("completed") for r in rows)
     assert all(0 <= float(r["val acc"]) <= 1 for r in rows)
 
 

@@ -16,7 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "interrupted one resumes from its last checkpoint.")
     p.add_argument("sweep", metavar="SWEEP", help="sweep YAML file, or a shipped sweep's name (seed-table)")
     add_arguments(p)
-    p.add_argument("--dry-run", action="store_true", help="validate and print the expanded trials; train nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate and print the expanded trials, their training compute and, from a short probe of "
+                        "each network here, the time they would take; train nothing")
+    p.add_argument("--no-probe", action="store_true", help="--dry-run without the timing probe")
     p.add_argument("--json", action="store_true", help="print the trials (--dry-run) or results as JSON")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process started by --workers
     p.set_defaults(func=run)
@@ -34,7 +37,16 @@ def run(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.sweep, from_args(args))
     if args.dry_run:
-        print(json.dumps(describe(spec), indent=2, ensure_ascii=False) if args.json else dump(spec).rstrip("\n"))
+        from cifarlab.devices import cpu_flags_line, cpu_model
+        from cifarlab.sweeps.cost import describe_costs, format_costs, sweep_costs
+
+        costs = sweep_costs(spec, measure=not args.no_probe)
+        machine = f"{cpu_model()} ({cpu_flags_line()})"
+        if args.json:
+            cost = describe_costs(costs, spec.options.workers, machine)
+            print(json.dumps({**describe(spec), "cost": cost}, indent=2, ensure_ascii=False))
+        else:
+            print(dump(spec).rstrip("\n") + "\n" + format_costs(costs, spec.options.workers, machine))
         return 0
     if args.worker:
         import torch

@@ -3,7 +3,8 @@
 Growth rule (``seedlike(conv=5, fc=3)`` is the seed exactly: same layer names, same shapes, interchangeable
 state_dict, same outputs):
 
-* conv layer ``i`` (1-based) has ``min(width * 2**(i-1), 512)`` output channels, a 3x3 kernel with padding 1,
+* conv layer ``i`` (1-based) has ``min(width * 2**(i-1), 512) // divisor`` output channels (``divisor`` shrinks every
+  conv layer alike, the 512 cap included, as a laptop-scale screen does), a 3x3 kernel with padding 1,
   stride 2 at conv 2 only (so 32x32 inputs stay at 16x16 from conv 2 on, however many conv layers there are),
   then ReLU, then BatchNorm (when ``batchnorm``). Names ``conv{i}``, ``relu{i}``, ``bn{i}``.
 * ``dropout`` (when > 0) sits right before the last conv layer, named ``dropout``.
@@ -23,9 +24,10 @@ from cifarlab.models.registry import register_model
 
 
 def seedlike_layers(conv: int = 5, fc: int = 3, width: int = 32, dropout: float = 0.2,
-                    batchnorm: bool = True, num_classes: int = 10) -> list:
+                    batchnorm: bool = True, num_classes: int = 10, divisor: int = 1) -> list:
     """The layer list (declarative syntax) of ``seedlike(...)``."""
-    for key, value, lo in (("conv", conv, 1), ("fc", fc, 1), ("width", width, 1), ("num_classes", num_classes, 1)):
+    for key, value, lo in (("conv", conv, 1), ("fc", fc, 1), ("width", width, 1), ("num_classes", num_classes, 1),
+                           ("divisor", divisor, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:
             raise ModelError(f"model 'seedlike': {key} must be an integer >= {lo}, got {value!r}")
     if not 0 <= dropout < 1:
@@ -34,7 +36,7 @@ def seedlike_layers(conv: int = 5, fc: int = 3, width: int = 32, dropout: float 
     for i in range(1, conv + 1):
         if i == conv and dropout > 0:
             layers.append({"dropout": {"p": dropout}, "name": "dropout"})
-        out = min(width * 2 ** (i - 1), 512)
+        out = max(1, min(width * 2 ** (i - 1), 512) // divisor)
         layers.append({"conv": {"out": out, "kernel": 3, "stride": 2 if i == 2 else 1, "padding": 1},
                        "name": f"conv{i}"})
         layers.append({"relu": {}, "name": f"relu{i}"})
@@ -51,6 +53,6 @@ def seedlike_layers(conv: int = 5, fc: int = 3, width: int = 32, dropout: float 
 
 @register_model("seedlike")
 def seedlike(conv: int = 5, fc: int = 3, width: int = 32, dropout: float = 0.2, batchnorm: bool = True,
-             num_classes: int = 10) -> nn.Module:
+             num_classes: int = 10, divisor: int = 1) -> nn.Module:
     """The seed's pattern with ``conv`` conv layers and ``fc`` linear layers (see the module doc)."""
-    return build_from_layers(seedlike_layers(conv, fc, width, dropout, batchnorm, num_classes))
+    return build_from_layers(seedlike_layers(conv, fc, width, dropout, batchnorm, num_classes, divisor))

@@ -15,7 +15,7 @@ from typing import Any
 from cifarlab.config import parse_yaml
 from cifarlab.errors import CifarlabError, ConfigError
 from cifarlab.fileio import write_json, write_text
-from cifarlab.reporting.tables import ACCURACIES, cell_text, format_rows, legend
+from cifarlab.reporting.tables import ACCURACIES, cell_text, format_rows, is_at_chance, legend
 from cifarlab.rundir import RunDir
 
 # The write-up's columns, then what only a tool keeps track of.
@@ -87,10 +87,36 @@ def row_from_record(record: dict[str, Any], run: str) -> dict[str, Any]:
         "wall time": summary.get("wall_seconds"),
         "device": summary.get("device"),
         "seed": summary.get("seed"),
-        "status": summary.get("status"),
+        "status": _status(summary, cfg),
         "group": sweep.get("group", sweep.get("label", name)),
         "run": run,
     }
+
+
+def at_chance(accuracy: float, images: int) -> bool:
+    """True when ``accuracy`` on ``images`` is no better than guessing one of CIFAR-10's ten classes: a one-sided
+    binomial test against 10% does not reject at the 1% level (1,000 images: below about 12.4%)."""
+    from scipy.stats import binomtest
+
+    return bool(binomtest(round(accuracy * images), images, 0.1, alternative="greater").pvalue >= 0.01)
+
+
+def loss_trend(run_dir: str | Path) -> str:
+    """``training loss 2.303 -> 2.302 over 20 epochs (chance: 2.303)``: what a run at chance did, in one line."""
+    losses = [e["train_loss"] for e in RunDir(run_dir).epochs() if e.get("train_loss") is not None]
+    if not losses:
+        return "no epoch was logged here"
+    return f"training loss {losses[0]:.3f} -> {losses[-1]:.3f} over {len(losses)} epochs (chance: ln 10 = 2.303)"
+
+
+def _status(summary: dict[str, Any], cfg: dict[str, Any]) -> str | None:
+    """The run's status, ``completed, at chance`` for a completed run whose validation accuracy is chance's: it did
+    not learn, which a table must say rather than report 10% as a result."""
+    status, val = summary.get("status"), summary.get("val_acc")
+    if status == "completed" and val is not None and cfg["data"]["val_size"] and \
+            at_chance(val, cfg["data"]["val_size"]):
+        return "completed, at chance"
+    return status
 
 
 def collect_run(run_dir: str | Path) -> dict[str, Any] | None:
@@ -222,6 +248,12 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, A
     markdown = [f"# {title}", "", intro, "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
     markdown += [legend(shown), ""] if legend(shown) else []
     markdown += [line + "  " for line in describe_best(best).splitlines()]  # two spaces: a Markdown line break
+    stuck = [r for r in sort_rows(rows, "label") if is_at_chance(r)]
+    if stuck:
+        markdown += ["", "## Rows that did not learn", "",
+                     "Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level):", ""]
+        markdown += [f"- {r['label']}: {loss_trend(r['run'])}" for r in stuck]
+        markdown += ["", "![training loss of the rows at chance](plots/at_chance.png)"]
     failed = [r for r in rows if r.get("error")]
     if failed:
         markdown += ["", "## Failed trials", ""] + [f"- {r['label']}: `{r['error']}`" for r in failed]

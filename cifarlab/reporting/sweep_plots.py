@@ -10,6 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from cifarlab.errors import CifarlabError
 from cifarlab.reporting.plots import plt, save_figure
+from cifarlab.reporting.tables import is_at_chance
 from cifarlab.rundir import RunDir
 
 
@@ -101,10 +102,29 @@ def plot_best_curves(rows: list[dict[str, Any]], path: Path) -> None:
     save_figure(fig, path)
 
 
+def plot_at_chance(rows: list[dict[str, Any]], path: Path) -> None:
+    """Training loss per epoch of the runs that ended at chance, beside chance's loss: stuck from the start, or
+    learning too slowly for their epochs?"""
+    stuck = [r for r in rows if is_at_chance(r)]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in stuck:
+        epochs = [e for e in RunDir(row["run"]).epochs() if e.get("train_loss") is not None]
+        ax.plot([e["epoch"] for e in epochs], [e["train_loss"] for e in epochs], marker=".", label=row["label"])
+    ax.axhline(math.log(10), color="grey", linestyle="--", linewidth=1, label="chance (ln 10)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="epoch", ylabel="training loss", title=f"The {len(stuck)} run(s) that ended at chance")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
 def write_sweep_plots(sweep_dir: Path, rows: list[dict[str, Any]]) -> None:
-    """Write ``plots/trials.png``, ``plots/parameters.png`` (when settings vary) and ``plots/best_curves.png``."""
+    """Write ``plots/trials.png``, ``plots/parameters.png`` (when settings vary), ``plots/best_curves.png`` and
+    ``plots/at_chance.png`` (when a run ended at chance)."""
     plots = Path(sweep_dir) / "plots"
     ordered = sorted(rows, key=lambda r: r.get("trial", 0))
     plot_trials(ordered, plots / "trials.png")
     plot_parameters(ordered, plots / "parameters.png")
     plot_best_curves(ordered, plots / "best_curves.png")
+    if any(is_at_chance(r) for r in ordered):
+        plot_at_chance(ordered, plots / "at_chance.png")

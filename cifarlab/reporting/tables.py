@@ -24,6 +24,11 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def is_at_chance(row: dict[str, Any]) -> bool:
+    """True for a row whose run completed at chance (``reporting.runs.at_chance``)."""
+    return "at chance" in str(row.get("status"))
+
+
 def cell_text(row: dict[str, Any], column: str) -> str:
     """``row``'s ``column`` as the text and Markdown tables show it."""
     value = row.get(column)

@@ -9,6 +9,9 @@ like-for-like number, and labelled so that nobody selects on it.
 
 from __future__ import annotations
 
+import math
+import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,20 @@ from cifarlab.reporting.tables import format_rows
 
 NOTE = "for comparison with the write-up, not for selection (the write-up picked its rows on the test set)"
 COLUMNS = ["label", "writeup acc", "test acc", "difference"]
+
+# The write-up's one-factor comparisons: pairs of its table's rows (by number) that differ in one setting.
+ONE_FACTOR = [
+    ("optimizer: Adam -> SGD", 2, 3),
+    ("fc layers: 1 -> 3", 2, 4),
+    ("depth: 12 -> 7 conv", 5, 6),
+    ("weight decay -> dropout", 10, 11),
+    ("depth: 5 -> 7 conv (dropout)", 11, 12),
+    ("depth: 7 -> 8 conv (dropout)", 12, 13),
+    ("BatchNorm: off -> on", 13, 14),
+    ("dropout: on -> off (BatchNorm)", 14, 15),
+]
+PAIR_COLUMNS = ["comparison", "rows", "writeup", "ours", "beyond spread", "same sign"]
+PERMUTATIONS = 9999  # permutation test resamples: p-values to about 0.01 at the 5% level
 
 
 def comparison_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -33,7 +50,10 @@ def format_comparison(rows: list[dict[str, Any]], fmt: str = "table") -> str:
     if not compared:
         return ""
     table = format_rows(compared, COLUMNS, fmt)
-    return table if fmt in ("csv", "json") else f"Beside the write-up, {NOTE}:\n\n{table}"
+    if fmt in ("csv", "json"):
+        return table
+    found = format_agreement(rows, fmt)
+    return f"Beside the write-up, {NOTE}:\n\n{table}" + (f"\n\n{found}" if found else "")
 
 
 def plot_comparison(rows: list[dict[str, Any]], path: Path) -> bool:
@@ -62,3 +82,104 @@ def plot_comparison(rows: list[dict[str, Any]], path: Path) -> bool:
     ax.legend(loc="upper left", fontsize=8)
     save_figure(fig, path)
     return True
+
+
+def _row_number(label: str) -> int | None:
+    """The write-up's row number of a seed-table label (``r02-12x1`` -> 2), else None."""
+    match = re.match(r"r(\d+)-", label)
+    return int(match[1]) if match else None
+
+
+def _by_row(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each configuration with a write-up accuracy: its write-up accuracy and its test accuracies over seeds."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("writeup acc") is None or r.get("test acc") is None:
+            continue
+        group = groups.setdefault(r.get("group", r["label"]), {"writeup": r["writeup acc"], "tests": []})
+        group["tests"].append(r["test acc"])
+    return groups
+
+
+def agreement(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How far our test accuracies (mean over seeds) agree with the write-up's: rank correlations with permutation
+    p-values, the seed-to-seed spread, and the write-up's one-factor comparisons; None under three rows.
+
+    Spread: the pooled standard deviation of test accuracy across seeds (rows with two or more). A comparison's
+    difference is beyond it when larger than twice its standard error, spread x sqrt(1/n_a + 1/n_b).
+    """
+    from scipy import stats
+
+    groups = _by_row(rows)
+    if len(groups) < 3:
+        return None
+    names = list(groups)
+    theirs = [groups[n]["writeup"] for n in names]
+    ours = [statistics.mean(groups[n]["tests"]) for n in names]
+    out: dict[str, Any] = {"rows": len(names), "seeds": sorted({len(g["tests"]) for g in groups.values()})}
+    for key, statistic in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
+        value = float(statistic(theirs, ours)[0])
+        if math.isnan(value):  # every row at one accuracy (e.g. all at chance): no ranking to compare
+            out[key] = out[f"{key} p"] = None
+            continue
+        test = stats.permutation_test((theirs, ours), lambda x, y: statistic(x, y)[0], permutation_type="pairings",
+                                      n_resamples=PERMUTATIONS, alternative="two-sided", rng=0)
+        out[key], out[f"{key} p"] = value, float(test.pvalue)
+    repeated = [g["tests"] for g in groups.values() if len(g["tests"]) > 1]
+    spread = math.sqrt(statistics.mean(statistics.variance(t) for t in repeated)) if repeated else None
+    out["spread"] = spread
+    numbered = {_row_number(n): n for n in names if _row_number(n) is not None}
+    pairs = []
+    for what, a, b in ONE_FACTOR:
+        if a not in numbered or b not in numbered:
+            continue
+        ga, gb = groups[numbered[a]], groups[numbered[b]]
+        mine = statistics.mean(gb["tests"]) - statistics.mean(ga["tests"])
+        written = gb["writeup"] - ga["writeup"]
+        se = None if spread is None else spread * math.sqrt(1 / len(ga["tests"]) + 1 / len(gb["tests"]))
+        pairs.append({"comparison": what, "rows": f"{a} vs {b}", "writeup": written, "ours": mine,
+                      "beyond spread": None if se is None else abs(mine) > 2 * se,
+                      "same sign": (mine > 0) == (written > 0) if written and mine else None})
+    out["pairs"] = pairs
+    return out
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def pair_cells(pair: dict[str, Any]) -> list[str]:
+    """A one-factor comparison's cells, differences in points."""
+    return [pair["comparison"], pair["rows"], f"{100 * pair['writeup']:+.1f}", f"{100 * pair['ours']:+.1f}",
+            _yes_no(pair["beyond spread"]), _yes_no(pair["same sign"])]
+
+
+def agreement_lines(found: dict[str, Any]) -> list[str]:
+    """The rank agreement and the spread, in sentences."""
+    seeds = "/".join(map(str, found["seeds"]))
+    spread = "no row has two seeds" if found["spread"] is None else \
+        f"{100 * found['spread']:.2f} points (pooled standard deviation of test accuracy over seeds)"
+    ranks = "undefined: our accuracies are all equal" if found["spearman"] is None else \
+        (f"Spearman's rho {found['spearman']:+.2f} (permutation p = {found['spearman p']:.3f}), "
+         f"Kendall's tau {found['kendall']:+.2f} (p = {found['kendall p']:.3f})")
+    return [f"rank agreement over {found['rows']} rows (our test accuracy, mean over {seeds} seed(s)): {ranks}",
+            f"seed-to-seed spread: {spread}"]
+
+
+def format_agreement(rows: list[dict[str, Any]], fmt: str = "table") -> str:
+    """:func:`agreement` as text (``table``) or Markdown; ``""`` when there is nothing to compare."""
+    found = agreement(rows)
+    if found is None:
+        return ""
+    lines = agreement_lines(found)
+    head = f"Agreement with the write-up, {NOTE}:"
+    if fmt == "markdown":
+        text = "\n".join([head, ""] + [f"- {line}" for line in lines])
+    else:
+        text = "\n".join([head] + [f"  {line}" for line in lines])
+    if found["pairs"]:
+        cells = [dict(zip(PAIR_COLUMNS, pair_cells(p))) for p in found["pairs"]]
+        intro = ("The write-up's one-factor comparisons (row b - row a, test accuracy points; beyond spread: "
+                 "larger than twice the difference's standard error from the seed-to-seed spread):")
+        text += "\n\n" + intro + "\n\n" + format_rows(cells, PAIR_COLUMNS, fmt)
+    return text

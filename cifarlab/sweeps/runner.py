@@ -35,11 +35,13 @@ from cifarlab.reporting.runs import (
     columns_for,
     describe_best,
     is_repeated,
+    loss_trend,
     read_run,
     row_from_record,
     sort_rows,
     write_results,
 )
+from cifarlab.reporting.tables import is_at_chance
 from cifarlab.rundir import RunDir
 from cifarlab.sweeps import study as study_mod
 from cifarlab.sweeps.spec import SweepSpec, Trial, dump, slug
@@ -203,6 +205,9 @@ class _Objective:
                 if last is not None else "pruned"
         else:
             outcome = f"val acc {trial.value:.2%}"
+            row = collect_run(trial.user_attrs["run_dir"])
+            if row is not None and is_at_chance(row):  # a number that would read as a result: say it is none
+                outcome += f", at chance, it did not learn: {loss_trend(row['run'])}"
         done, total = len(study_mod.finished_by_slot(study)), len(self.spec.trials) or self.spec.budget
         print(f"[{done}/{total}] {trial.user_attrs.get('label')}: {outcome} in {seconds:.1f}s", flush=True)
 

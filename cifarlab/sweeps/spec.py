@@ -1,8 +1,10 @@
 """Sweep files (their format: README, "Sweep files"): a base config and a search space, parsed, validated and
 expanded into trials.
 
-A trial's config is composed in layers: the base, then ``fixed``, then the trial's own settings, then the command
-line's options (:class:`SweepOptions`), which have the last word. Every trial is composed and validated before
+A trial's config is composed in layers: the base, then ``fixed``, then the trial's own settings, then ``scale``
+(settings every trial gets over its own, e.g. a laptop-scale rule), then the command line's options
+(:class:`SweepOptions`), which have the last word. A file may take every key it does not set ``from`` another
+sweep file (a laptop-scale form of a table is the table's file plus its ``scale``, not a second copy of its rows). Every trial is composed and validated before
 anything trains, so a bad key or value fails the sweep at once, naming the file and key.
 """
 
@@ -23,7 +25,7 @@ from cifarlab.config import Config
 from cifarlab.errors import ConfigError
 from cifarlab.sweeps.options import SweepOptions
 
-_TOP_KEYS = ("name", "description", "base", "fixed", "search", "repeats", "pruner", "metric")
+_TOP_KEYS = ("name", "description", "from", "base", "fixed", "search", "scale", "repeats", "pruner", "metric")
 _SAMPLERS = ("tpe", "random")
 
 
@@ -48,6 +50,7 @@ class SweepSpec:
     config_file: str | None
     fixed: dict[str, Any]
     kind: str  # grid | runs | tpe | random
+    scale: dict[str, Any] = field(default_factory=dict)  # set on every trial over its own settings
     options: SweepOptions = field(default_factory=SweepOptions)
     trials: list[Trial] = field(default_factory=list)  # grid and runs: the full plan
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # samplers
@@ -62,9 +65,10 @@ class SweepSpec:
         return Path(self.options.artifacts) / self.name if self.options.artifacts else None
 
     def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        """Every key a trial sets over its base config: ``fixed``, the trial's own, the options, scaled epochs."""
+        """Every key a trial sets over its base config: ``fixed``, the trial's own, ``scale``, the options, scaled
+        epochs."""
         layered: dict[str, Any] = {}
-        for layer in (self.fixed, overrides, self.options.overrides()):  # a later layer's keys also come later
+        for layer in (self.fixed, overrides, self.scale, self.options.overrides()):  # later layers' keys come later
             layered = {key: value for key, value in layered.items() if key not in layer} | layer
         if self.options.epochs_scale is not None:
             epochs = config_mod.compose(self.preset, self.config_file, layered).train.epochs
@@ -134,9 +138,8 @@ def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) ->
         raise ConfigError(f"--epochs-scale must be positive, got {knobs.epochs_scale}")
     path = resolve_sweep_file(path_or_name)
     where = str(path)
-    raw = config_mod.parse_yaml(path.read_text(), where)
-    _known(raw, _TOP_KEYS, where, "", f"(sweep keys: {', '.join(_TOP_KEYS)})")
-    preset, config_file = _base(raw.get("base", {}), where, path.parent)
+    raw, folder = _read_with_parent(path, where)
+    preset, config_file = _base(raw.get("base", {}), where, folder)
     repeats = raw.get("repeats", 1) if knobs.repeats is None else knobs.repeats
     if not _is_int(repeats) or repeats < 1:
         source = "--repeats" if knobs.repeats is not None else f"{where}: key 'repeats'"
@@ -149,13 +152,37 @@ def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) ->
     _must(isinstance(name, str) and name and "/" not in name, where, "name", "a non-empty string without '/'", name)
     spec = SweepSpec(name=name, source=where, preset=preset, config_file=config_file,
                      fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", options=knobs,
-                     repeats=repeats, pruner=pruner)
+                     scale=_mapping(raw.get("scale", {}), where, "scale"), repeats=repeats, pruner=pruner)
     config_mod.compose(preset, config_file)  # a broken base is reported as itself, naming its file or preset
     _check(spec, "command line " + " ".join(knobs.argv(plan_only=True)), knobs.overrides(), layered=False)
     _check(spec, f"{where}: fixed", spec.fixed, layered=False)
+    _check(spec, f"{where}: scale", spec.scale, layered=False)
     _parse_search(spec, _mapping(raw.get("search"), where, "search"), where)
     _validate(spec, where)
     return spec
+
+
+def _read_with_parent(path: Path, where: str) -> tuple[dict[str, Any], Path]:
+    """The file's keys over those of the sweep it names in ``from`` (one level; not its name or description), and
+    the folder that the base's ``config`` path is relative to (that of the file that gave ``base``)."""
+    hint = f"(sweep keys: {', '.join(_TOP_KEYS)})"
+    raw = config_mod.parse_yaml(path.read_text(), where)
+    _known(raw, _TOP_KEYS, where, "", hint)
+    if "from" not in raw:
+        return raw, path.parent
+    name = raw.pop("from")
+    _must(isinstance(name, str) and name, where, "from", "a sweep file or shipped sweep", name)
+    try:
+        parent_path = resolve_sweep_file(path.parent / name if (path.parent / name).is_file() else name)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: key 'from': {exc}") from None
+    parent = config_mod.parse_yaml(parent_path.read_text(), str(parent_path))
+    _known(parent, _TOP_KEYS, str(parent_path), "", hint)
+    if "from" in parent:
+        raise ConfigError(f"{where}: key 'from': {parent_path} takes its keys from another sweep in turn; "
+                          "name that one")
+    inherited = {key: value for key, value in parent.items() if key not in ("name", "description")}
+    return inherited | raw, path.parent if "base" in raw else parent_path.parent
 
 
 def _is_int(value: Any) -> bool:
@@ -311,6 +338,8 @@ def describe(spec: SweepSpec) -> dict[str, Any]:
     """The expanded sweep: every trial with every key it sets (``--dry-run``)."""
     head: dict[str, Any] = {"sweep": spec.name, "file": spec.source, "kind": spec.kind,
                             "base": spec.preset or spec.config_file or "seed", "pruner": spec.pruner}
+    if spec.scale:
+        head["scale"] = spec.scale
     if spec.artifacts_dir is not None:  # outside the sweep's folder: `cifarlab report SWEEP_DIR` finds them by this
         head["artifacts"] = str(spec.artifacts_dir.resolve())
     if spec.space:
@@ -326,4 +355,8 @@ def describe(spec: SweepSpec) -> dict[str, Any]:
 
 def dump(spec: SweepSpec) -> str:
     """:func:`describe` as YAML."""
-    return yaml.safe_dump(describe(spec), sort_keys=False, allow_unicode=True)
+    class NoAliases(yaml.SafeDumper):  # repeats share their settings' objects: spell each one out, no &id001
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump(describe(spec), Dumper=NoAliases, sort_keys=False, allow_unicode=True)

@@ -15,10 +15,11 @@ from typing import Any, Callable
 
 from cifarlab.reporting.html.page import Cell, cell, esc, guarded, note, plotted, png_img, section, table
 from cifarlab.reporting.runs import (aggregate_repeats, best_row, collect_runs, columns_for, describe_best,
-                                     is_repeated, sort_rows)
-from cifarlab.reporting.sweep_plots import plot_best_curves, plot_parameters, plot_trials
-from cifarlab.reporting.tables import ACCURACIES, cell_text, legend
-from cifarlab.reporting.writeup import NOTE, comparison_rows, plot_comparison
+                                     is_repeated, loss_trend, sort_rows)
+from cifarlab.reporting.sweep_plots import plot_at_chance, plot_best_curves, plot_parameters, plot_trials
+from cifarlab.reporting.tables import ACCURACIES, cell_text, is_at_chance, legend
+from cifarlab.reporting.writeup import (NOTE, PAIR_COLUMNS, agreement, agreement_lines, comparison_rows, pair_cells,
+                                        plot_comparison)
 from cifarlab.rundir import RunDir
 
 
@@ -62,7 +63,7 @@ def overview(view: RunsView) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     kind = "trials" if view.is_sweep else "runs"
     best = "<br>".join(esc(line) for line in describe_best(best_row(view.rows)).splitlines())
-    unfinished = len(view.rows) - statuses["completed"]
+    unfinished = sum(n for s, n in statuses.items() if not s.startswith("completed"))
     warning = note(f"{unfinished} of the {len(view.rows)} {kind} did not complete (still running, pruned, "
                    "diverged or died): they are listed, but only completed ones can be the best.") if unfinished else ""
     return (f"<p>{len(view.rows)} {kind} ({counts}) under {esc(view.root.resolve())}.</p>{warning}"
@@ -120,6 +121,29 @@ def writeup_comparison(view: RunsView) -> str:
             + (png_img(png, "write-up accuracy beside our test accuracy", "plot narrow") if png else ""))
 
 
+def at_chance(view: RunsView) -> str:
+    """The runs that ended at chance, and their training loss per epoch: they did not learn."""
+    stuck = [r for r in sort_rows(view.rows, "label") if is_at_chance(r)]
+    rows = [[r["label"], cell(r["val acc"], cell_text(r, "val acc")), loss_trend(r["run"])] for r in stuck]
+    return (note("Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level): "
+                 "these runs did not learn, and their accuracy is no result.")
+            + table(["label", "val acc", "training"], rows)
+            + png_img(plotted(plot_at_chance, view.rows), "training loss of the runs at chance"))
+
+
+def writeup_agreement(view: RunsView) -> str:
+    """Rank agreement with the write-up and its one-factor comparisons: context, never a selection."""
+    found = agreement(view.rows)
+    if found is None:
+        return note("Fewer than three rows have both a write-up accuracy and a test accuracy.")
+    lines = "".join(f"<li>{esc(line)}</li>" for line in agreement_lines(found))
+    pairs = table(PAIR_COLUMNS, [pair_cells(p) for p in found["pairs"]]) if found["pairs"] else ""
+    return (note(f"Test accuracies, {NOTE}.") + f"<ul>{lines}</ul>"
+            + ("<p>The write-up's one-factor comparisons (row b - row a, in test accuracy points; beyond spread: "
+               "larger than twice the difference's standard error from the seed-to-seed spread):</p>" + pairs
+               if pairs else ""))
+
+
 def sweep_sections(path: str | Path, rows: list[dict[str, Any]] | None = None) -> tuple[str, str, list[str]]:
     """Title, subtitle and sections of the report of the sweep or folder of runs at ``path`` (or of ``rows``)."""
     view = RunsView.read(path, rows)
@@ -138,6 +162,9 @@ def sweep_sections(path: str | Path, rows: list[dict[str, Any]] | None = None) -
         ("Validation accuracy per trial", per_trial),
         ("Learning curves of the best trials", best_curves),
     ]
+    if any(is_at_chance(r) for r in view.rows):
+        parts.append(("Runs that did not learn", at_chance))
     if any(r.get("writeup acc") is not None for r in view.rows):
         parts.append(("Beside the write-up (test accuracy)", writeup_comparison))
+        parts.append(("Agreement with the write-up", writeup_agreement))
     return title, subtitle, [guarded(t, build, view) for t, build in parts]

@@ -1,0 +1,204 @@
+"""What a sweep costs before it runs (``cifarlab sweep NAME --dry-run``).
+
+Each trial's training compute is ``6 x MACs x images x epochs``: a MAC is two FLOPs and a backward pass costs about
+twice the forward, so training is three forward passes' worth. Its time here comes from a short probe: a few real
+training steps (and evaluation batches) of each distinct network at the trial's batch size, precision and device,
+timed on this machine, then scaled to the trial's images and epochs. Image counts assume CIFAR-10's 50,000 training
+and 10,000 test images (the probe reads no data: random tensors cost the same).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cifarlab.config import Config
+from cifarlab.sweeps.spec import SweepSpec
+
+TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
+PROBE_SECONDS = 0.5  # timed steps per network, after the warm-up steps
+PROBE_STEPS = 10
+
+
+@dataclass
+class TrialCost:
+    """One trial's compute and, once probed, its estimated time here."""
+
+    label: str
+    macs: int  # multiply-accumulates of one image's forward pass
+    train_images: int
+    epochs: int
+    eval_views: int  # image-views evaluated: validation (each validated epoch) and the test set
+    seconds: float | None = None
+
+    @property
+    def flops(self) -> float:
+        """Training compute: 6 x MACs x images x epochs."""
+        return 6.0 * self.macs * self.train_images * self.epochs
+
+
+def _views(flip: bool, translate: int) -> int:
+    """Forward passes per image of test-time augmentation (evaluation.metrics.tta_logits)."""
+    return (2 if flip else 1) * (3 if translate else 1)
+
+
+def _counts(cfg: Config) -> tuple[int, int, int]:
+    """Training images, epochs and evaluated image-views of a trial's config."""
+    train = TRAIN_IMAGES - cfg.data.val_size
+    if cfg.data.max_train_images is not None:
+        train = min(train, cfg.data.max_train_images)
+    epochs = cfg.train.epochs
+    validated = sum(1 for e in range(1, epochs + 1) if e == epochs or (cfg.train.val_every > 0
+                                                                          and e % cfg.train.val_every == 0))
+    tta = _views(cfg.train.tta_flip, cfg.train.tta_translate)
+    test = min(TEST_IMAGES, cfg.data.max_test_images or TEST_IMAGES)
+    val_views = tta if cfg.train.val_tta else 1
+    return train, epochs, cfg.data.val_size * validated * val_views + test * tta
+
+
+def _probe_key(cfg: Config) -> str:
+    """What a step's time depends on: the network, the batch, the precision and the memory layout."""
+    return json.dumps([cfg.model.name, cfg.model.args, cfg.train.batch_size, cfg.train.eval_batch_size,
+                       cfg.train.precision, cfg.train.channels_last, cfg.train.device], sort_keys=True, default=str)
+
+
+def _timed(step, seconds: float) -> float:
+    """Seconds per call of ``step``: the median of at least three calls (more until ``seconds`` have passed), after
+    two warm-up calls (the first builds kernels and buffers); a median, as another process may take a core."""
+    step()
+    step()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (len(times) < PROBE_STEPS and time.perf_counter() - start < seconds):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def probe(cfg: Config) -> tuple[float, float]:
+    """Measured seconds per training image and per evaluated image-view of ``cfg``'s network here."""
+    import torch
+
+    from cifarlab.devices import resolve_device, resolve_precision
+    from cifarlab.models import build_model
+    from cifarlab.training.optim import build_optimizer
+
+    device = resolve_device(cfg.train.device)
+    dtype = resolve_precision(cfg.train.precision, device)
+    torch.manual_seed(0)
+    model = build_model(cfg.model).to(device)
+    layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    optimizer = build_optimizer(model, cfg.optim)
+    batch, eval_batch = cfg.train.batch_size, cfg.train.eval_batch_size
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (batch,), device=device)
+    x_eval = torch.randn(eval_batch, 3, 32, 32, device=device).contiguous(memory_format=layout)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def train_step() -> None:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        sync()
+
+    @torch.no_grad()
+    def eval_step() -> None:
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            model(x_eval)
+        sync()
+
+    model.train()
+    per_train = _timed(train_step, PROBE_SECONDS) / batch
+    model.eval()
+    per_eval = _timed(eval_step, PROBE_SECONDS / 2) / eval_batch
+    return per_train, per_eval
+
+
+def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
+    """Every planned trial's compute (samplers: the base config's, once per trial of the budget) and, with
+    ``measure``, its time here from a probe of each distinct network, run with a worker's share of the cores."""
+    from cifarlab.models import build_model
+    from cifarlab.inspection.arch import describe_arch
+
+    planned = [(t.label, spec.compose(t.overrides)) for t in spec.trials] or \
+        [(f"trial {i} (base settings)", spec.compose({})) for i in range(spec.budget)]
+    macs: dict[str, int] = {}
+    rates: dict[str, tuple[float, float]] = {}
+    costs = []
+    threads = None
+    if measure:
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.options.workers))
+    try:
+        for label, cfg in planned:
+            key = _probe_key(cfg)
+            if key not in macs:
+                macs[key] = describe_arch(build_model(cfg.model))["macs"]
+                if measure:
+                    rates[key] = probe(cfg)
+            train, epochs, views = _counts(cfg)
+            seconds = None
+            if measure:
+                per_train, per_eval = rates[key]
+                seconds = train * epochs * per_train + views * per_eval
+            costs.append(TrialCost(label, macs[key], train, epochs, views, seconds))
+    finally:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+    return costs
+
+
+def total_seconds(costs: list[TrialCost], workers: int) -> float | None:
+    """The sweep's wall time with ``workers`` workers sharing the trials (None when not measured)."""
+    if any(c.seconds is None for c in costs):
+        return None
+    return max(sum(c.seconds for c in costs) / workers, max((c.seconds for c in costs), default=0.0))
+
+
+def _flops(value: float) -> str:
+    for unit, size in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
+        if value >= size:
+            return f"{value / size:.3g} {unit}"
+    return f"{value:.3g} FLOP"
+
+
+def describe_costs(costs: list[TrialCost], workers: int, machine: str) -> dict[str, Any]:
+    """The costs as data (``--dry-run --json``)."""
+    total = total_seconds(costs, workers)
+    return {"trials": [{"label": c.label, "macs_per_image": c.macs, "train_images": c.train_images,
+                        "epochs": c.epochs, "eval_views": c.eval_views, "train_flops": c.flops,
+                        "seconds": c.seconds} for c in costs],
+            "train_flops": sum(c.flops for c in costs), "seconds": total, "workers": workers, "machine": machine}
+
+
+def format_costs(costs: list[TrialCost], workers: int, machine: str) -> str:
+    """The costs as YAML comment lines, so that the dry run's output stays the plan's YAML."""
+    from cifarlab.reporting.tables import format_rows
+    from cifarlab.training.progress import duration
+
+    rows = [{"trial": c.label, "MMAC/image": f"{c.macs / 1e6:.1f}", "train images": f"{c.train_images:,}",
+             "epochs": c.epochs, "training compute": _flops(c.flops),
+             "time here": "-" if c.seconds is None else duration(c.seconds)} for c in costs]
+    total = total_seconds(costs, workers)
+    lines = ["training compute: 6 x MACs x images x epochs (CIFAR-10's 50,000 / 10,000 images assumed)",
+             *format_rows(rows, list(rows[0]), "table").splitlines(),
+             f"whole sweep: {_flops(sum(c.flops for c in costs))} of training"
+             + ("" if total is None else f", about {duration(total)} here with {workers} worker(s)"),
+             f"(time from a probe of each network on {machine}; evaluation included)" if total is not None
+             else "(no probe: --no-probe)"]
+    return "\n".join("# " + line for line in lines)
