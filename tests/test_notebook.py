@@ -1,4 +1,4 @@
-"""``examples/quickstart.ipynb`` runs from top to bottom (nbclient) on tiny synthetic data, so it never rots."""
+"""The example notebooks run from top to bottom (nbclient) on tiny synthetic data, so they never rot."""
 
 from __future__ import annotations
 
@@ -43,3 +43,31 @@ def test_quickstart_notebook_runs_and_shows_the_reports(tmp_path, monkeypatch):
     predicted = [line for t in texts.values() for line in t.splitlines() if ".png -> " in line]
     assert len(predicted) == 4
     assert len(list((out / "sweep" / "trials").iterdir())) == 2
+
+
+REPRODUCE = NOTEBOOK.with_name("reproduce-writeup.ipynb")
+
+
+def test_reproduce_writeup_notebook_runs_the_table_and_shows_the_agreement(tmp_path, monkeypatch):
+    nbformat = pytest.importorskip("nbformat", reason="nbformat not installed (pip install -e '.[dev]')")
+    nbclient = pytest.importorskip("nbclient", reason="nbclient not installed (pip install -e '.[dev]')")
+    pytest.importorskip("ipykernel", reason="ipykernel not installed (pip install -e '.[dev]')")
+    data = synthetic.make_imagefolder(tmp_path / "data", 30, 10)
+    out = tmp_path / "out"
+    # One optimizer step per row (60 images), networks at 1/32 width: the notebook's path, not its accuracy.
+    for name, value in {"DATA": data, "OUT": out, "EPOCHS": 1, "TRAIN_IMAGES": 60, "VAL_IMAGES": 50,
+                        "DIVISOR": 32}.items():
+        monkeypatch.setenv(f"CIFARLAB_REPRODUCE_{name}", str(value))
+    notebook = nbformat.read(REPRODUCE, as_version=4)
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": tmp_path}}).execute()
+    texts = ["".join(o.get("text", "") + o.get("data", {}).get("text/html", "") for o in c.get("outputs", []))
+             for c in notebook.cells if c.cell_type == "code"]
+    assert RunDir(out / "seed-best").summary()["status"] == "completed"
+    assert RunDir(out / "seed-best").config().model.args["divisor"] == 32
+    assert any("whole sweep:" in t and "about" in t for t in texts)  # the dry run's compute and time here
+    trials = sorted(p.name for p in (out / "seed-table" / "trials").iterdir())
+    assert len(trials) == 15 and trials[0].startswith("0000-r01") and trials[-1].startswith("0014-r15")
+    table = next(t for t in texts if "best trial, chosen on validation accuracy" in t)
+    assert "rank agreement over 15 rows" in table and "BatchNorm: off -> on" in table
+    assert any('class="cl-report"' in t and "Agreement with the write-up" in t for t in texts)
