@@ -75,7 +75,7 @@ def _defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
     All in float32 as there: OpenCV blurs a float32 image with float32 taps, rows then columns, each a
     plain sum of three products; computing the kernel in float64 and rounding it at the end differs in
-    the last bit, which after truncation to uint8 moved 0.8% of values by a grey level at severity 1.
+    the last bit, which after truncation to uint8 moved about 1% of values by a grey level at severity 1.
     """
     grid = np.arange(-8, 9)
     disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius ** 2).astype(np.float32)
