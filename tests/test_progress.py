@@ -18,6 +18,9 @@ from cifarlab.rundir import RunDir
 from cifarlab.terminal import interactive
 from cifarlab.training.progress import EtaClock, duration
 
+# ../shared/writeup/README.md, "Results as reported": "Best accuracy: 84%" (its table's row 15).
+WRITEUP_BEST = 0.84
+
 # 150 training images in batches of 25: six steps an epoch, on a network of 2,090 parameters.
 SMALL_NET = dict(model__name="seedlike", model__args={"conv": 2, "fc": 1, "width": 8}, train__batch_size=25,
                  data__val_size=50, data__max_train_images=150)
@@ -38,7 +41,8 @@ def test_seed_on_a_cpu_learns_it_takes_hours_and_the_faster_preset_within_second
     assert len(lines) == 1
     # Batches 2-3 measured (2 batches, 1.6 s): 20 x 45,000 / 75 s = 3 h 20 min, warm-up excluded.
     assert "expected training time: about 3 h 20 min" in lines[0] and "batches 2-3" in lines[0]
-    assert "fast-cpu" in lines[0] and "84%" in lines[0]
+    # The advice quotes the write-up's best test accuracy: its own figure, not one of ours.
+    assert "fast-cpu" in lines[0] and f"{WRITEUP_BEST:.0%} test accuracy" in lines[0]
 
 
 @pytest.mark.parametrize("preset, on_cpu", [("fast-cpu", True), ("seed", False)])

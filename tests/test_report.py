@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import synthetic
+import torch
 from PIL import Image
 from report_fixtures import make_run, make_sweep
 
@@ -62,22 +63,79 @@ def _no_failed_sections(page: str) -> None:
 # --------------------------------------------------------------------------- scores
 
 
-def test_wilson_interval_matches_hand_computed_bounds_and_is_symmetric():
-    low, high = wilson_interval(0, 10)
-    assert low == 0.0 and high == pytest.approx(1.959964**2 / 10 / (1 + 1.959964**2 / 10))
-    low, high = wilson_interval(74, 100)
-    assert low < 0.74 < high and high - low < 0.18
-    flipped = wilson_interval(26, 100)
-    assert (low, high) == pytest.approx((1 - flipped[1], 1 - flipped[0]))
+def _scipy_wilson(correct: int, total: int) -> tuple[float, float]:
+    """The expected interval from scipy (a dev dependency), not from the code under test."""
+    stats = pytest.importorskip("scipy.stats")
+    ci = stats.binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
+
+
+@pytest.mark.parametrize("correct, total", [(0, 10), (10, 10), (1, 3), (74, 100), (26, 100), (9_000, 10_000)])
+def test_wilson_interval_matches_scipy(correct, total):
+    # scipy takes z from the normal quantile (1.95996398...), ours is rounded to 1.959964: 1e-7 apart at most.
+    assert wilson_interval(correct, total) == pytest.approx(_scipy_wilson(correct, total), abs=1e-6)
+
+
+def test_wilson_interval_of_no_images_is_nan():
     assert all(np.isnan(wilson_interval(0, 0)))
 
 
-def test_per_class_scores_from_a_confusion_matrix():
-    matrix = confusion_matrix([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 0, 0], 3)
-    assert matrix.tolist() == [[2, 1, 0], [1, 1, 0], [1, 0, 0]]
+def test_per_class_scores_from_a_hand_built_confusion_matrix():
+    # Rows the true class, columns the predicted one.
+    matrix = np.array([[2, 1, 0],
+                       [1, 1, 0],
+                       [1, 0, 0]])
     scores = per_class_scores(matrix)
+    # Class 0: 2 right of 4 predicted 0 (column sum 2+1+1) and of 3 truly 0 (row sum 2+1+0):
+    # precision 2/4, recall 2/3, F1 = 2 * (1/2 * 2/3) / (1/2 + 2/3) = (2/3) / (7/6) = 4/7.
     assert scores[0] == pytest.approx({"precision": 0.5, "recall": 2 / 3, "f1": 4 / 7, "support": 3})
+    # Class 1: 1 right of 2 predicted (1+1+0) and of 2 true (1+1+0): 1/2, 1/2, F1 1/2.
+    assert scores[1] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
     assert scores[2] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}  # never predicted: 0, not NaN
+
+
+def test_confusion_matrix_counts_true_rows_and_predicted_columns():
+    # (true, predicted): (0,0) twice, (0,1), (1,1), (1,0), (2,0): the matrix above.
+    assert confusion_matrix([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 0, 0], 3).tolist() == [[2, 1, 0], [1, 1, 0], [1, 0, 0]]
+
+
+def _hand_predictions(rows: list[tuple[float, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(confidence, predicted, label)`` rows as 10-class probabilities (the rest spread evenly) and labels."""
+    probs = np.array([[(1 - conf) / 9] * 10 for conf, _, _ in rows])
+    for row, (conf, predicted, _) in zip(probs, rows):
+        row[predicted] = conf
+    return probs, np.array([label for _, _, label in rows])
+
+
+# Four images. Two at confidence 0.9, one right: bin (0.867, 0.933], accuracy 0.5, gap |0.5 - 0.9| = 0.4.
+# Two at 0.5, both right: bin (0.467, 0.533], accuracy 1, gap 0.5. ECE = 2/4 * 0.4 + 2/4 * 0.5 = 0.45.
+# One bin would see confidence (0.9 + 0.9 + 0.5 + 0.5) / 4 = 0.7 against accuracy 3/4: ECE 0.05.
+HAND_ECE = [(0.9, 3, 3), (0.9, 3, 7), (0.5, 1, 1), (0.5, 2, 2)], 0.45
+
+
+def test_ece_of_a_hand_worked_example():
+    probs, labels = _hand_predictions(HAND_ECE[0])
+    assert expected_calibration_error(probs, labels) == pytest.approx(HAND_ECE[1])
+
+
+def test_calibration_section_shows_the_hand_worked_ece(tmp_path, data):
+    probs, labels = _hand_predictions(HAND_ECE[0])
+    run = make_run(tmp_path / "run", data)
+    run.write_predictions(torch.arange(len(labels)), torch.from_numpy(labels), torch.from_numpy(probs).float())
+    section = run_report.calibration(run_report.RunView.read(run.path))
+    assert "<span class=\"big\">45.00%</span>" in section  # HAND_ECE's 0.45
+    assert "Mean confidence 70.00% against accuracy 75.00%" in section
+
+
+def _ece_15_bins(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Guo et al.'s ECE written out plainly: 15 bins (lo, hi], each weighted by its share of the images."""
+    confidence, right = probs.max(1), probs.argmax(1) == labels
+    total = 0.0
+    for b in range(15):
+        inside = (confidence > b / 15) & (confidence <= (b + 1) / 15)
+        if inside.any():
+            total += inside.mean() * abs(right[inside].mean() - confidence[inside].mean())
+    return total
 
 
 # --------------------------------------------------------------------------- a run
@@ -91,13 +149,15 @@ def test_run_report_has_every_section_with_numbers_from_the_predictions(done):
                   "Configuration and environment"):
         _section(page, title)
     p = {k: v.numpy() for k, v in run.predictions().items()}
-    correct = int((p["probs"].argmax(1) == p["label"]).sum())
-    low, high = wilson_interval(correct, len(p["label"]))
+    predicted = p["probs"].argmax(1)
+    correct = int((predicted == p["label"]).sum())
+    low, high = _scipy_wilson(correct, len(p["label"]))
     assert f"{correct / len(p['label']):.2%}" in _section(page, "Test accuracy")
     assert f"{low:.2%} to {high:.2%}" in _section(page, "Test accuracy")
-    assert f"{expected_calibration_error(p['probs'], p['label']):.2%}" in _section(page, "Calibration")
-    truck = per_class_scores(confusion_matrix(p["label"], p["probs"].argmax(1), 10))[9]
-    assert re.search(rf"<td>truck</td><td[^>]*>{truck['precision']:.3f}</td><td[^>]*>{truck['recall']:.3f}</td>",
+    assert f"{_ece_15_bins(p['probs'].astype(np.float64), p['label']):.2%}" in _section(page, "Calibration")
+    truck_hits = int(((predicted == 9) & (p["label"] == 9)).sum())
+    precision, recall = truck_hits / (predicted == 9).sum(), truck_hits / (p["label"] == 9).sum()
+    assert re.search(rf"<td>truck</td><td[^>]*>{precision:.3f}</td><td[^>]*>{recall:.3f}</td>",
                      _section(page, "Per-class precision, recall and F1"))
     header = _section(page, "Overview")
     assert "56,789" in header and "3 conv + 2 fc" in header and "250 / 50 / 100" in header

@@ -88,11 +88,43 @@ def test_the_short_form_knobs_scale_every_row():
             configs["r15-8x3-bn"].train.epochs, configs["r05-12x3"].train.epochs) == (2, 1, 1, 1)
 
 
-@pytest.mark.parametrize("label, params", [("r01-12x4", 19_301_834), ("r15-8x3-bn", 9_836_042),
-                                           ("r11-5x3-dropout", 2_751_562)])
-def test_inspect_checks_a_row_of_the_table(label, params, capsys):
+def _seedlike_counts(conv: int, fc: int, batchnorm: bool, width: int = 32) -> tuple[int, int]:
+    """(parameters, MACs per image) of ``seedlike(conv, fc)``, counted by hand from its growth rule.
+
+    The rule (cifarlab/models/seedlike.py, the write-up's printed network extended): conv ``i`` has
+    ``min(width * 2**(i-1), 512)`` channels, 3x3, stride 2 at conv 2 only (32x32 at conv 1, 16x16 after);
+    the head takes ``channels * 4`` features (2x2 pool), hidden linear ``j`` has ``max(512 // 2**(j-1), 16)``
+    outputs, the last 10. A 3x3 conv has ``cout * cin * 9`` weights and ``cout`` biases and costs
+    ``h * w * cout * cin * 9`` MACs; BatchNorm has 2 parameters a channel; a linear layer ``in * out + out``
+    parameters and ``in * out`` MACs. The seed (5, 3) gives 2,753,546 parameters, the write-up's figure.
+    """
+    params = macs = 0
+    cin = 3
+    for i in range(1, conv + 1):
+        cout, side = min(width * 2 ** (i - 1), 512), 32 if i == 1 else 16
+        params += cout * cin * 9 + cout + (2 * cout if batchnorm else 0)
+        macs += side * side * cout * cin * 9
+        cin = cout
+    features = cin * 4
+    for out in [max(512 // 2 ** (j - 1), 16) for j in range(1, fc)] + [10]:
+        params += features * out + out
+        macs += features * out
+        features = out
+    return params, macs
+
+
+def test_the_hand_count_gives_the_writeups_seed_figure():
+    assert _seedlike_counts(5, 3, batchnorm=True)[0] == 2_753_546  # stated in ../shared/writeup/README.md
+
+
+@pytest.mark.parametrize("row", [r for r in WRITEUP_TABLE if r[0] in ("r01-12x4", "r15-8x3-bn", "r11-5x3-dropout")],
+                         ids=lambda r: r[0])
+def test_inspect_checks_a_row_of_the_table(row, capsys):
+    label, conv, fc, batchnorm = row[0], row[4], row[5], row[8]
+    params, macs = _seedlike_counts(conv, fc, batchnorm)
     assert main(["inspect", f"seed-table:{label}"]) == 0
-    assert f"params {params:,} " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"params {params:,} " in out and f"MACs/image {macs:,} " in out
 
 
 def test_inspect_names_the_rows_when_a_label_is_unknown(capsys):
@@ -103,7 +135,9 @@ def test_inspect_names_the_rows_when_a_label_is_unknown(capsys):
 
 def test_inspect_takes_a_preset_name(capsys):
     assert main(["inspect", "seed-best"]) == 0
-    assert "params 9,836,042 " in capsys.readouterr().out
+    params, macs = _seedlike_counts(8, 3, batchnorm=True)  # row 15: 8 conv, 3 linear, BatchNorm
+    out = capsys.readouterr().out
+    assert f"params {params:,} " in out and f"MACs/image {macs:,} " in out
 
 
 def _rows():

@@ -26,6 +26,7 @@ from cifarlab.config import load
 from cifarlab.errors import ConfigError, ModelError
 from cifarlab.models import build_model
 from cifarlab.models.weights import save_weights
+from cifarlab.rundir import RunDir
 from cifarlab.training.trainer import TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,11 +62,34 @@ def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolde
     assert [r["batch"] for r in records if r["type"] == "running_loss"] == [2, 4]
     assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1]
 
+    # The expected numbers from a forward pass written here, not from evaluate_split (which both
+    # training's test pass and `cifarlab evaluate` use): the saved weights in the seed network, the
+    # test images scaled to 0..1 and normalised with the config's mean and std, softmax and argmax.
+    # One epoch on 200 images may predict a single class, so the probabilities and the loss are
+    # compared too: a wrong normalisation would leave a constant argmax unchanged, not those.
+    model = build_model(load("seed").model)
+    model.load_state_dict(load_file(str(out / "weights.safetensors")))
+    model.eval()
+    test = cifarlab.load_dataset(tiny_imagefolder, progress=False)
+    mean, std = (torch.tensor(config["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    x = (torch.from_numpy(test.test_images).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    labels = torch.from_numpy(test.test_labels).long()
+    with torch.no_grad():
+        logits = model(x)
+    predicted = logits.argmax(1).numpy()
+    right = int((predicted == test.test_labels).sum())
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (test.test_labels, predicted), 1)
+
+    saved = RunDir(out).predictions()
+    assert torch.equal(saved["label"], labels[saved["index"]])
+    assert torch.allclose(saved["probs"], logits.softmax(1)[saved["index"]], atol=1e-5)
+    assert summary["test_acc"] == pytest.approx(right / 100, abs=1e-6)  # stored as float32
     assert main(["evaluate", str(out), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["accuracy"] == pytest.approx(summary["test_acc"], abs=1e-9)
-    assert report["num_images"] == 100 and len(report["confusion"]) == 10
-    assert sum(map(sum, report["confusion"])) == 100
+    assert report["accuracy"] == pytest.approx(right / 100, abs=1e-6)
+    assert report["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
+    assert report["num_images"] == 100 and report["confusion"] == confusion.tolist()
     assert main(["evaluate", str(out / "weights.safetensors"), "--split", "val"]) == 0
     assert "val accuracy" in capsys.readouterr().out
 
