@@ -36,13 +36,13 @@ def test_grid_expands_to_every_combination_and_repeats_count_seeds_up(tmp_path):
 
 def test_dry_run_prints_every_trial_with_its_settings_and_creates_nothing(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["sweep", str(_write(tmp_path, GRID)), "--dry-run", "--out", str(out), "--max-train-images",
-                 "100"]) == 0
+    assert main(["sweep", str(_write(tmp_path, GRID)), "--dry-run", "--no-probe", "--out", str(out),
+                 "--max-train-images", "100"]) == 0
     listed = yaml.safe_load(capsys.readouterr().out)
     assert listed["trials"] == 4 and len(listed["runs"]) == 4
     assert listed["runs"][3]["set"] == {"train.epochs": 1, "data.val_size": 50, "optim.lr": 0.001,
                                         "train.batch_size": 50, "data.max_train_images": 100}
-    assert main(["sweep", "seed-table", "--dry-run", "--json", "--out", str(out)]) == 0
+    assert main(["sweep", "seed-table", "--dry-run", "--no-probe", "--json", "--out", str(out)]) == 0
     assert len(json.loads(capsys.readouterr().out)["runs"]) == 15
     assert not out.exists()
 
@@ -52,7 +52,7 @@ def test_sampler_space_is_validated_at_both_ends(tmp_path, capsys):
                                "space": {"optim.lr": {"float": [1e-4, 1e-2], "log": True},
                                          "optim.name": {"choice": ["adam", "sgd"]}}}}
     assert load_sweep(_write(tmp_path, spec)).budget == 3
-    assert main(["sweep", str(_write(tmp_path, spec)), "--dry-run"]) == 0
+    assert main(["sweep", str(_write(tmp_path, spec)), "--dry-run", "--no-probe"]) == 0
     assert "space" in yaml.safe_load(capsys.readouterr().out)
 
 
@@ -146,3 +146,72 @@ def test_settings_at_their_defaults_leave_the_plan_unchanged(tmp_path):
     assert load_sweep(_write(tmp_path, at_defaults, "defaults.yaml")).plan() == plan
     changed = {**GRID, "fixed": {**GRID["fixed"], "train.resolution": [24, 32]}}
     assert load_sweep(_write(tmp_path, changed, "changed.yaml")).plan() != plan
+
+
+def test_the_laptop_table_is_seed_table_plus_one_rule_applied_to_every_row():
+    full, laptop = load_sweep("seed-table"), load_sweep("seed-table-laptop")
+    assert laptop.name == "seed-table-laptop" and laptop.repeats == 2 and len(laptop.trials) == 30
+    for row in full.trials:
+        mine = [t for t in laptop.trials if t.group == row.label]
+        assert [t.overrides.get("train.seed") for t in mine] == [0, 1]
+        assert mine[0].writeup_accuracy == row.writeup_accuracy
+        big, small = full.compose(row.overrides), laptop.compose(mine[0].overrides)
+        # the row's own settings are untouched...
+        for key in ("epochs", "batch_size"):
+            assert getattr(small.train, key) == getattr(big.train, key)
+        assert (small.optim.name, small.optim.lr, small.optim.weight_decay) == \
+            (big.optim.name, big.optim.lr, big.optim.weight_decay)
+        assert {k: v for k, v in small.model.args.items() if k != "divisor"} == big.model.args
+        # ...and the rule is the same for every row
+        assert small.model.args["divisor"] == 8
+        assert (small.data.max_train_images, small.data.val_size) == (2500, 1000)
+        assert small.data.max_test_images is None  # the whole test set
+
+
+def test_from_takes_the_other_files_keys_and_scale_comes_after_each_trials_own(tmp_path):
+    parent = _write(tmp_path, {**GRID, "search": {"runs": [
+        {"label": "a", "set": {"model.name": "seedlike", "model.args": {"conv": 3, "fc": 1}}}]}}, "parent.yaml")
+    child = _write(tmp_path, {"from": parent.name, "scale": {"model.args.divisor": 4, "train.epochs": 3}},
+                   "child.yaml")
+    spec = load_sweep(child)
+    assert spec.name == "child" and spec.fixed == GRID["fixed"]  # its own name: another study
+    cfg = spec.compose(spec.trials[0].overrides)
+    assert cfg.model.args == {"conv": 3, "fc": 1, "divisor": 4} and cfg.train.epochs == 3  # over fixed's 1
+    assert spec.trials[0].overrides == {"model.name": "seedlike", "model.args": {"conv": 3, "fc": 1}}  # not mutated
+    # the command line still has the last word
+    assert load_sweep(child, SweepOptions(epochs=5)).compose(spec.trials[0].overrides).train.epochs == 5
+
+
+@pytest.mark.parametrize("child, message", [
+    ({"from": "nowhere"}, "key 'from': nowhere: no such sweep file or shipped sweep"),
+    ({"from": "seed-table", "scale": {"model.args.divisor": 0}}, "divisor must be an integer >= 1"),
+    ({"from": "seed-table", "scale": {"optim.lrr": 1}}, "scale: unknown key 'optim.lrr'"),
+])
+def test_a_bad_from_or_scale_is_one_line_naming_the_file(tmp_path, capsys, child, message):
+    path = _write(tmp_path, child, "child.yaml")
+    assert main(["sweep", str(path), "--dry-run", "--no-probe"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "error: " in err and str(path) in err and message in err and len(err.splitlines()) == 1
+
+
+def test_from_a_file_that_itself_takes_from_is_refused(tmp_path):
+    _write(tmp_path, {"from": "seed-table"}, "middle.yaml")
+    with pytest.raises(ConfigError, match="middle.yaml takes its keys from another sweep in turn"):
+        load_sweep(_write(tmp_path, {"from": "middle.yaml"}, "child.yaml"))
+
+
+def test_dry_run_prints_each_trials_training_compute_and_a_measured_time(tmp_path, capsys):
+    spec = {**GRID, "fixed": {"train.epochs": 2, "data.val_size": 1000, "data.max_train_images": 500,
+                              "model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}}}
+    assert main(["sweep", str(_write(tmp_path, spec)), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert yaml.safe_load(printed)["trials"] == 4  # the costs are YAML comments: the output is still the plan
+    # conv1 3->8 at 32x32: 3*9*8*1024 = 221,184 MACs; conv2 8->16, stride 2, 16x16: 8*9*16*256 = 294,912;
+    # fc 16*4 -> 10: 640. Training: 6 x 516,736 MACs x 500 images x 2 epochs = 3.10 GFLOP.
+    lines = [line for line in printed.splitlines() if line.startswith("# lr=")]
+    assert len(lines) == 4 and all(" 0.5 " in line and " 500 " in line and "3.1 GFLOP" in line for line in lines)
+    total = next(line for line in printed.splitlines() if line.startswith("# whole sweep:"))
+    assert "12.4 GFLOP" in total and "here with 1 worker(s)" in total
+    assert main(["sweep", str(_write(tmp_path, spec)), "--dry-run", "--no-probe", "--json"]) == 0
+    cost = json.loads(capsys.readouterr().out)["cost"]
+    assert cost["train_flops"] == pytest.approx(4 * 6 * 516_736 * 500 * 2) and cost["seconds"] is None

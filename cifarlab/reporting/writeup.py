@@ -118,10 +118,10 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     ours = [statistics.mean(groups[n]["tests"]) for n in names]
     out: dict[str, Any] = {"rows": len(names), "seeds": sorted({len(g["tests"]) for g in groups.values()})}
     for key, statistic in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
-        value = float(statistic(theirs, ours)[0])
-        if math.isnan(value):  # every row at one accuracy (e.g. all at chance): no ranking to compare
+        if len(set(ours)) < 2 or len(set(theirs)) < 2:  # every row at one accuracy (e.g. at chance): no ranking
             out[key] = out[f"{key} p"] = None
             continue
+        value = float(statistic(theirs, ours)[0])
         test = stats.permutation_test((theirs, ours), lambda x, y: statistic(x, y)[0], permutation_type="pairings",
                                       n_resamples=PERMUTATIONS, alternative="two-sided", rng=0)
         out[key], out[f"{key} p"] = value, float(test.pvalue)
@@ -139,7 +139,8 @@ def agreement(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         se = None if spread is None else spread * math.sqrt(1 / len(ga["tests"]) + 1 / len(gb["tests"]))
         pairs.append({"comparison": what, "rows": f"{a} vs {b}", "writeup": written, "ours": mine,
                       "beyond spread": None if se is None else abs(mine) > 2 * se,
-                      "same sign": (mine > 0) == (written > 0) if written and mine else None})
+                      # a difference that shows as +0.0 points has no sign to agree on
+                      "same sign": (mine > 0) == (written > 0) if written and round(100 * mine, 1) else None})
     out["pairs"] = pairs
     return out
 

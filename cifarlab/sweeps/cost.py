@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cifarlab.config import Config
+from cifarlab.errors import ConfigError, ModelError
 from cifarlab.sweeps.spec import SweepSpec
 
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
@@ -68,8 +69,14 @@ def _probe_key(cfg: Config) -> str:
 
 def _timed(step, seconds: float) -> float:
     """Seconds per call of ``step``: the median of at least three calls (more until ``seconds`` have passed), after
-    two warm-up calls (the first builds kernels and buffers); a median, as another process may take a core."""
+    two warm-up calls (the first builds kernels and buffers); a median, as another process may take a core. A call
+    slower than a second (a full-width network on a CPU) is timed once, after one warm-up: the probe stays short."""
+    t0 = time.perf_counter()
     step()
+    if time.perf_counter() - t0 > 1.0:
+        t0 = time.perf_counter()
+        step()
+        return time.perf_counter() - t0
     step()
     times: list[float] = []
     start = time.perf_counter()
@@ -146,7 +153,10 @@ def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
         for label, cfg in planned:
             key = _probe_key(cfg)
             if key not in macs:
-                macs[key] = describe_arch(build_model(cfg.model))["macs"]
+                try:
+                    macs[key] = describe_arch(build_model(cfg.model))["macs"]
+                except ModelError as exc:  # model arguments are checked when the network is built: here
+                    raise ConfigError(f"{spec.source}: trial '{label}': {exc}") from None
                 if measure:
                     rates[key] = probe(cfg)
             train, epochs, views = _counts(cfg)

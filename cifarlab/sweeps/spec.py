@@ -4,8 +4,9 @@ expanded into trials.
 A trial's config is composed in layers: the base, then ``fixed``, then the trial's own settings, then ``scale``
 (settings every trial gets over its own, e.g. a laptop-scale rule), then the command line's options
 (:class:`SweepOptions`), which have the last word. A file may take every key it does not set ``from`` another
-sweep file (a laptop-scale form of a table is the table's file plus its ``scale``, not a second copy of its rows). Every trial is composed and validated before
-anything trains, so a bad key or value fails the sweep at once, naming the file and key.
+sweep file (a laptop-scale form of a table is the table's file plus its ``scale``, not a second copy of its rows).
+Every trial is composed and validated before anything trains, so a bad key or value fails the sweep at once,
+naming the file and key.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import yaml
 
 from cifarlab import config as config_mod
 from cifarlab.config import Config
-from cifarlab.errors import ConfigError
+from cifarlab.errors import ConfigError, ModelError
 from cifarlab.sweeps.options import SweepOptions
 
 _TOP_KEYS = ("name", "description", "from", "base", "fixed", "search", "scale", "repeats", "pruner", "metric")
@@ -327,7 +328,7 @@ def _check(spec: SweepSpec, source: str, overrides: dict[str, Any], layered: boo
     """A trial's config (``layered``: over ``fixed`` and the options); a ConfigError names ``source``, not the base."""
     try:
         return spec.compose(overrides) if layered else config_mod.compose(spec.preset, spec.config_file, overrides)
-    except ConfigError as exc:
+    except (ConfigError, ModelError) as exc:
         # compose names the base ("preset seed: key ..."), but the key at fault is in the sweep's own layer
         base = spec.config_file or f"preset {spec.preset or 'seed'}"
         message = str(exc).removeprefix(f"{base}: ")

@@ -1,8 +1,8 @@
 """The sweep's Optuna study: its storage, the queue of trials, and which worker owns which trial.
 
 Every planned run has a *slot* (grid and explicit runs: its index in the plan; samplers: the number of the Optuna
-trial that first drew it). A slot is done once one Optuna trial for it is COMPLETE or PRUNED, or FAIL in its own error (a dead worker's
-FAIL is retried).
+trial that first drew it). A slot is done once one Optuna trial for it is COMPLETE or PRUNED, or FAIL in its own
+error (a dead worker's FAIL is retried).
 
 Optuna's own mechanisms do most of the work: plan rows are enqueued trials; a worker that dies on another machine
 is found by its heartbeat, and ``RetryHeartbeatStaleTrialCallback`` queues its trial again with its settings; the
