@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import synthetic
 from report_fixtures import make_run, make_sweep
+from skips import require_module, skip_or_fail
 
 from cifarlab.reporting.html import report
 
@@ -22,23 +23,14 @@ pytestmark = pytest.mark.slow
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CIFARLAB_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (CIFARLAB_REQUIRE_SERVICES=1: CI must have it)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A headless Chromium that fetches nothing on its own, with its console log readable."""
     for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not Path(binary).is_file():
-            _missing(f"{binary} not installed (apt-get install {package}): the browser test needs it")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _missing("selenium not installed (pip install -e '.[dev]'): the browser test needs it")
+            skip_or_fail(f"{binary} not installed (apt-get install {package}): the browser test needs it")
+    webdriver = require_module("selenium.webdriver", "dev")
+    from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

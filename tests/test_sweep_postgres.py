@@ -25,7 +25,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from pg import missing_service
+from skips import require_module, skip_or_fail
 
 from cifarlab.cli import main
 from cifarlab.sweeps import SweepOptions, load_sweep
@@ -47,7 +47,7 @@ def _machine(name: str) -> list[str]:
     probe = subprocess.run(["unshare", "--uts", "hostname", "probe"], capture_output=True) \
         if shutil.which("unshare") else None
     if probe is None or probe.returncode:
-        missing_service("unshare --uts (root on Linux) is needed to give a simulated machine its own host name")
+        skip_or_fail("unshare --uts (root on Linux) is needed to give a simulated machine its own host name")
     return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name]
 
 
@@ -254,7 +254,7 @@ def test_the_table_from_a_third_folder_comes_from_the_database(two_machine_sweep
 
 @pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_and_its_trials(two_machine_sweep):
-    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard not installed: pip install -e '.[dashboard]'")
+    require_module("optuna_dashboard", "dashboard")
     url, _, _ = two_machine_sweep
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
