@@ -134,9 +134,9 @@ def test_links_from_the_sweep_to_its_trials_reports_open(browser, pages):
 
 
 # The sort script on every kind of column the reports hold: (label, params, val acc, status), as a report's
-# cells carry them: numbers and percentages sort by their data-sort value, not their text ("2,090", "9.50%");
-# None is a missing value ("-").
-SORT_ROWS = [("b", 2090, 0.5, "pruned"), ("a", 5, None, "completed"), ("D", 100, 0.095, None),
+# cells carry them: numbers and percentages sort by their data-sort value, not their text ("20,000" before
+# "3,000", "50.00%" before "9.50%" as text); None is a missing value ("-").
+SORT_ROWS = [("b", 20000, 0.5, "pruned"), ("a", 5, None, "completed"), ("D", 3000, 0.095, None),
              ("c", None, 0.9, "diverged")]
 
 
