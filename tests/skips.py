@@ -86,6 +86,7 @@ def summary_line(reports: list) -> tuple[str, bool]:
     reasons = Counter(reason_of(r) for r in reports)
     if not reasons:
         return "0 tests skipped", False
-    groups = "; ".join(f"{n} × {reason}" for reason, n in sorted(reasons.items(), key=lambda item: (-item[1], item[0])))
+    ranked = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    groups = "; ".join(f"{n} × {reason}" for reason, n in ranked)
     loud = any(not reason.startswith(NOT_APPLICABLE) for reason in reasons)
     return f"{sum(reasons.values())} skipped: {groups}", loud
