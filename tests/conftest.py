@@ -10,7 +10,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tests import the `synthetic` helpers module
 
 import synthetic  # noqa: E402
-from pg import MISSING, pg_url, postgres_server  # noqa: E402,F401  (fixtures: a throwaway PostgreSQL server)
+from pg import pg_url, postgres_server  # noqa: E402,F401  (fixtures: a throwaway PostgreSQL server)
+from skips import skip_or_fail, summary_line  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
@@ -43,13 +44,19 @@ def tiny_imagefolder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_cifar() -> Path:
-    """The shared JPEG copy of CIFAR-10, or a skip when this machine does not have it."""
+    """The shared JPEG copy of CIFAR-10, or a skip (a failure in CI) when this machine does not have it."""
     if not SHARED_CIFAR.is_file():
-        pytest.skip("../shared/data/cifar10-jpeg.tar.gz not present: real-data test needs the shared JPEG copy")
+        skip_or_fail(f"{SHARED_CIFAR} not present: the real-data tests need the shared JPEG copy of CIFAR-10")
     return SHARED_CIFAR
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Say loudly when tests that need a service (PostgreSQL) were skipped: CI would have run them."""
-    for reason in dict.fromkeys(MISSING):
-        terminalreporter.write_sep("!", f"SKIPPED: {reason}", red=True, bold=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    """The run's last line, after pytest's own counts: how many tests were skipped and why, grouped by reason;
+    loud when a skip hid something CI would have run (a service, an extra, the shared data)."""
+    result = yield
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        line, loud = summary_line(reporter.stats.get("skipped", []))
+        reporter.write_sep("!" if loud else "-", line, red=loud, bold=loud)
+    return result

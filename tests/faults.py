@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from skips import skip_or_fail
 
 BALLAST = "ballast"
 
@@ -40,10 +41,7 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
     except FileNotFoundError:
         done = subprocess.CompletedProcess([], 1, "", "no mount command")
     if done.returncode:
-        reason = f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}"
-        if os.environ.get("CIFARLAB_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
     try:
         yield path
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
+from skips import not_applicable
 
 # The instruction-set extensions that compute bfloat16 (AVX-512 BF16; AMX, whose tiles take bf16).
 BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
@@ -15,11 +15,11 @@ def cpu_flags() -> set[str]:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pytest.skip("no /proc/cpuinfo: cannot read the CPU flags independently of cifarlab")
+        not_applicable("no /proc/cpuinfo: cannot read the CPU flags independently of cifarlab")
     for line in lines:
         if line.startswith("flags"):
             return set(line.split(":", 1)[1].split())
-    pytest.skip("/proc/cpuinfo lists no flags: cannot read the CPU flags independently of cifarlab")
+    not_applicable("/proc/cpuinfo lists no flags: cannot read the CPU flags independently of cifarlab")
 
 
 def cpu_computes_bf16() -> bool:

@@ -2,8 +2,8 @@
 
 The server is started once per test session and stopped at its end; every test
 gets a fresh database in it. Without the server binaries (or the psycopg driver)
-the tests that need it skip, and the session summary says so loudly, except under
-``CIFARLAB_REQUIRE_SERVICES=1`` (set by ``.ci/run``), where they fail instead.
+the tests that need it skip, and the session's last line says so loudly, except under
+``CIFARLAB_REQUIRE_SERVICES=1`` (set by ``.ci/run``), where they fail instead (``skips.py`` decides).
 """
 
 from __future__ import annotations
@@ -18,17 +18,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from skips import skip_or_fail
 
 USER, PASSWORD = "cifarlab", "s3cret-pw"
-MISSING: list[str] = []  # why service-backed tests were skipped, for the terminal summary
-
-
-def missing_service(reason: str) -> None:
-    """Skip (and remember why), or fail when the environment requires the services (CI)."""
-    if os.environ.get("CIFARLAB_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (CIFARLAB_REQUIRE_SERVICES=1: CI must have it)", pytrace=False)
-    MISSING.append(reason)
-    pytest.skip(reason)
 
 
 def _bindir() -> Path | None:
@@ -119,11 +111,11 @@ def postgres_server():
     """The session's PostgreSQL server (skip, or fail in CI, when PostgreSQL or psycopg is missing)."""
     bindir = _bindir()
     if bindir is None:
-        missing_service("PostgreSQL server binaries not found (apt-get install postgresql): PostgreSQL tests skipped")
+        skip_or_fail("PostgreSQL server binaries not found (apt-get install postgresql): PostgreSQL tests skipped")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        missing_service("psycopg not installed (pip install -e '.[postgres]'): PostgreSQL tests skipped")
+        skip_or_fail("psycopg not installed (pip install -e '.[postgres]'): PostgreSQL tests skipped")
     server = Server(bindir)
     try:
         server.init()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from skips import require_module
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 pytestmark = pytest.mark.slow  # each test runs a script in its own process
@@ -34,7 +35,7 @@ def test_time_to_accuracy_reaches_a_reachable_target():
 
 
 def test_inference_compares_eager_and_onnxruntime():
-    pytest.importorskip("onnxruntime", reason="the export extra is not installed")
+    require_module("onnxruntime", "export")
     out = _run("inference.py")
     assert len(re.findall(r"^(seed|fast-cpu)\s+(1|256)\s.*x$", out, flags=re.M)) == 4
 

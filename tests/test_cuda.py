@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from skips import needs_cuda
 
 import cifarlab
 from cifarlab.devices import cuda_native_bf16, native_bf16, resolve_device
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run by gpu_check.py)")]
+pytestmark = [pytest.mark.cuda, needs_cuda]  # the one skip CI allows: its machines have no GPU
 
 SMALL = dict(progress=False, verbose=False, train__epochs=2, train__batch_size=50, data__val_size=50)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hardware import cpu_computes_bf16
+from skips import not_applicable
 
 from cifarlab import config as c
 from cifarlab.errors import ConfigError
@@ -55,7 +56,7 @@ def test_precision_choices_and_unknown_value_names_the_key():
 
 def test_cuda_without_a_gpu_is_a_config_error():
     if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU; the error is for machines without one")
+        not_applicable("this machine has a GPU; the error is for machines without one")
     with pytest.raises(ConfigError, match="train.device"):
         resolve_device("cuda")
     assert resolve_device("auto") == CPU

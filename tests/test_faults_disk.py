@@ -13,6 +13,7 @@ import synthetic
 import torch
 from faults import fill, leftovers, one_line, read_only, resize, small_disk, start_cli
 from safetensors.torch import load_file
+from skips import require_module
 
 from cifarlab import fileio
 from cifarlab.cli import main
@@ -136,7 +137,7 @@ def test_weights_on_a_full_disk_keep_the_last_good_file(tmp_path):
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_export_to_a_full_disk_is_one_line_and_exit_2(tmp_path, capsys, fmt):
     if fmt == "onnx":
-        pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra")
+        require_module("onnxruntime", "export")
     weights = _weights(tmp_path)
     with small_disk(tmp_path / "disk", "1M") as disk:
         out = disk / "model.out"
@@ -209,9 +210,7 @@ def test_sweep_results_on_a_read_only_disk_name_the_file(tmp_path):
 
 def _tensorboard_events(run) -> dict[str, list[int]]:
     """The steps each scalar tag was logged at, as TensorBoard reads them back."""
-    accumulator = pytest.importorskip(
-        "tensorboard.backend.event_processing.event_accumulator",
-        reason="the tensorboard extra is not installed (pip install 'cifarlab[tensorboard]')")
+    accumulator = require_module("tensorboard.backend.event_processing.event_accumulator", "tensorboard")
     acc = accumulator.EventAccumulator(str(run))
     acc.Reload()
     return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import synthetic
+from skips import require_module
 
 from cifarlab.rundir import RunDir
 
@@ -15,9 +16,8 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipy
 
 
 def test_quickstart_notebook_runs_and_shows_the_reports(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat", reason="nbformat not installed (pip install -e '.[dev]')")
-    nbclient = pytest.importorskip("nbclient", reason="nbclient not installed (pip install -e '.[dev]')")
-    pytest.importorskip("ipykernel", reason="ipykernel not installed (pip install -e '.[dev]')")
+    nbformat, nbclient = require_module("nbformat", "dev"), require_module("nbclient", "dev")
+    require_module("ipykernel", "dev")
     data = synthetic.make_imagefolder(tmp_path / "data", 30, 10)
     out = tmp_path / "out"
     for name, value in {"DATA": data, "OUT": out, "TRAIN_IMAGES": 250, "VAL_IMAGES": 50, "TEST_IMAGES": 0,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import synthetic
 from report_fixtures import make_run, make_sweep
+from skips import require_module, skip_or_fail
 
 from cifarlab.reporting.html import report
 
@@ -22,23 +23,14 @@ pytestmark = pytest.mark.slow
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CIFARLAB_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (CIFARLAB_REQUIRE_SERVICES=1: CI must have it)", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A headless Chromium that fetches nothing on its own, with its console log readable."""
     for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
         if not Path(binary).is_file():
-            _missing(f"{binary} not installed (apt-get install {package}): the browser test needs it")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _missing("selenium not installed (pip install -e '.[dev]'): the browser test needs it")
+            skip_or_fail(f"{binary} not installed (apt-get install {package}): the browser test needs it")
+    webdriver = require_module("selenium.webdriver", "dev")
+    from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -139,3 +131,50 @@ def test_links_from_the_sweep_to_its_trials_reports_open(browser, pages):
     link.click()
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Run ")
     _check_loaded(browser)
+
+
+# The sort script on every kind of column the reports hold: (label, params, val acc, status), as a report's
+# cells carry them: numbers and percentages sort by their data-sort value, not their text ("20,000" before
+# "3,000", "50.00%" before "9.50%" as text); None is a missing value ("-").
+SORT_ROWS = [("b", 20000, 0.5, "pruned"), ("a", 5, None, "completed"), ("D", 3000, 0.095, None),
+             ("c", None, 0.9, "diverged")]
+
+
+@pytest.fixture(scope="module")
+def sort_page(tmp_path_factory) -> Path:
+    from cifarlab.reporting.html.page import cell, document, fragment, section, table
+
+    rows = [[label, cell(params, "-" if params is None else f"{params:,}"),
+             cell(acc, "-" if acc is None else f"{acc:.2%}"), "-" if status is None else status]
+            for label, params, acc, status in SORT_ROWS]
+    html = table(["label", "params", "val acc", "status"], rows, sortable=True, table_id="t")
+    page = tmp_path_factory.mktemp("sort") / "sort.html"
+    page.write_text(document("sort", fragment("sort", "", [section("Table", html)])))
+    return page
+
+
+def _expected(column: int, reverse: bool) -> list[str]:
+    """The labels in Python's order of the column's values, missing ones last either way."""
+    present = [r for r in SORT_ROWS if r[column] is not None]
+    missing = [r[0] for r in SORT_ROWS if r[column] is None]
+    return [r[0] for r in sorted(present, key=lambda r: r[column], reverse=reverse)] + missing
+
+
+@pytest.mark.parametrize(("name", "column"), [("label", 0), ("params", 1), ("val acc", 2), ("status", 3)])
+def test_the_sort_script_orders_numbers_percentages_text_and_puts_missing_values_last(browser, sort_page, name,
+                                                                                      column):
+    from selenium.webdriver.common.by import By
+
+    _open(browser, sort_page)
+    table = browser.find_element(By.ID, "t")
+    header = table.find_elements(By.CSS_SELECTOR, "thead th")[column]
+
+    def labels() -> list[str]:
+        return [tr.find_element(By.TAG_NAME, "td").text for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    header.click()
+    assert (header.get_attribute("data-dir"), labels()) == ("asc", _expected(column, reverse=False))
+    header.click()
+    assert (header.get_attribute("data-dir"), labels()) == ("desc", _expected(column, reverse=True))
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []

@@ -25,7 +25,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from pg import missing_service
+from skips import require_module, skip_or_fail
 
 from cifarlab.cli import main
 from cifarlab.sweeps import SweepOptions, load_sweep
@@ -47,7 +47,7 @@ def _machine(name: str) -> list[str]:
     probe = subprocess.run(["unshare", "--uts", "hostname", "probe"], capture_output=True) \
         if shutil.which("unshare") else None
     if probe is None or probe.returncode:
-        missing_service("unshare --uts (root on Linux) is needed to give a simulated machine its own host name")
+        skip_or_fail("unshare --uts (root on Linux) is needed to give a simulated machine its own host name")
     return ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', name]
 
 
@@ -137,31 +137,54 @@ def test_a_database_holding_another_sweeps_plan_is_refused_and_left_as_it_was(tm
 # --- outages ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow  # it waits out outages of a few seconds
-def test_a_server_restart_is_ridden_out_and_a_longer_outage_is_one_line(tmp_path, postgres_server, pg_url):
+class _Clock:
+    """The clock of sweeps/study.py: its backoff sleeps recorded and, when ``fake``, only advancing a counter, so
+    that an outage's window is checked by what the code waited, never by timing the test."""
+
+    def __init__(self, fake: bool):
+        self.fake, self.now, self.sleeps = fake, 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now if self.fake else time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.fake:
+            self.now += seconds
+        else:
+            time.sleep(seconds)
+
+
+@pytest.mark.slow  # it waits out a server restart of 2 s
+def test_a_server_restart_is_ridden_out_and_a_longer_outage_is_one_line(tmp_path, postgres_server, pg_url,
+                                                                        monkeypatch):
     spec = load_sweep(_write(tmp_path, _grid(1)), SweepOptions(storage_patience=30))
     study = open_study(spec, pg_url)
     study.enqueue_trial({}, user_attrs={"slot": 0})
+    clock = _Clock(fake=False)
+    monkeypatch.setattr("cifarlab.sweeps.study.time", clock)
     postgres_server.stop()
     back = threading.Timer(2.0, postgres_server.start)
     back.start()
     try:
-        started = time.monotonic()
         assert len(study.get_trials()) == 1  # waited for the server, then read it
-        assert time.monotonic() - started >= 1.5
     finally:
         back.join()
-    study._storage._backend.patience = 1.5  # the window: past it, one line
+    assert clock.sleeps[:2] == [0.5, 1.0]  # it met the outage and backed off, doubling
+    assert study._storage._backend.down_since is None  # and knows the server is back
+    clock = _Clock(fake=True)
+    monkeypatch.setattr("cifarlab.sweeps.study.time", clock)
+    study._storage._backend.patience = 1.2  # the window: past it, one line
     postgres_server.stop()
     try:
-        started = time.monotonic()
         with pytest.raises(StorageOutage) as caught:
             study.set_user_attr("note", "written during the outage")
-        assert 1.5 <= time.monotonic() - started < 10
     finally:
         postgres_server.start()
+    # backed off, doubling, to the end of the window and no further: 0.5 s, then the 0.7 s left of 1.2
+    assert clock.sleeps == pytest.approx([0.5, 0.7])
     message = str(caught.value)
-    assert "unreachable for 2 s" in message and "run the same command again" in message
+    assert "unreachable for 1 s" in message and "run the same command again" in message
     assert "\n" not in message and postgres_server.url().split(":")[2].split("@")[0] not in message  # password
     assert "note" not in study.user_attrs and len(study.get_trials()) == 1  # nothing half-written
 
@@ -254,7 +277,7 @@ def test_the_table_from_a_third_folder_comes_from_the_database(two_machine_sweep
 
 @pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_and_its_trials(two_machine_sweep):
-    pytest.importorskip("optuna_dashboard", reason="optuna-dashboard not installed: pip install -e '.[dashboard]'")
+    require_module("optuna_dashboard", "dashboard")
     url, _, _ = two_machine_sweep
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

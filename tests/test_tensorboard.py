@@ -5,13 +5,12 @@ from __future__ import annotations
 import builtins
 
 import pytest
+from skips import require_module
 
 from cifarlab.errors import ConfigError
 from cifarlab.training.tensorboard import TensorBoardLog, flat_hparams
 
-event_accumulator = pytest.importorskip(
-    "tensorboard.backend.event_processing.event_accumulator",
-    reason="the tensorboard extra is not installed (pip install 'cifarlab[tensorboard]')")
+event_accumulator = require_module("tensorboard.backend.event_processing.event_accumulator", "tensorboard")
 
 
 def read_scalars(path) -> dict[str, list[tuple[int, float]]]:

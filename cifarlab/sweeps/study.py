@@ -41,6 +41,10 @@ HEARTBEAT_SECONDS = 10  # a running trial's liveness signal in the storage
 GRACE_SECONDS = 30  # a trial without a heartbeat for this long belongs to a dead worker
 SQLITE_TIMEOUT = 60  # seconds a SQLite writer waits for another's lock before 'database is locked'
 RACE_ATTEMPTS = 5
+# The private RDBStorage methods made patient besides the public ones: those Optuna's own cache layer calls
+# (tests/test_optuna_contract.py fails if Optuna renames one, or its cache layer starts calling another).
+WRAPPED_PRIVATE = ("_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials",
+                   "_set_trial_param")
 
 
 class DuplicateTrial(Exception):
@@ -171,10 +175,8 @@ def _patient_storage():
             with contextlib.suppress(StorageOutage):  # its own thread: the main thread reports the outage
                 _patient(RDBStorage.record_heartbeat)(self, trial_id)
 
-    # The private ones are those Optuna's own cache layer calls.
-    private = ("_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param")
     for name, member in vars(RDBStorage).items():
-        if callable(member) and (not name.startswith("_") or name in private) \
+        if callable(member) and (not name.startswith("_") or name in WRAPPED_PRIVATE) \
                 and name not in ("record_heartbeat", "remove_session"):
             setattr(PatientStorage, name, _patient(member))
     return PatientStorage

@@ -35,7 +35,8 @@ class RunsView:
     def read(cls, root: str | Path, rows: list[dict[str, Any]] | None = None) -> "RunsView":
         """The runs under ``root`` (or ``rows``); a sweep is a folder with a plan, or whose runs are sweep trials."""
         root = Path(root)
-        rows = collect_runs(root) if rows is None else rows
+        # Copies: the caller's rows (a sweep's own, which it goes on using) stay as they were.
+        rows = [dict(row) for row in (collect_runs(root) if rows is None else rows)]
         for slot, row in enumerate(rows):  # trial folders are named by slot, so path order is plan order
             row.setdefault("trial", slot)
         planned = (root / "plan.yaml").is_file() or (root / RunDir.SWEEP).is_file()
