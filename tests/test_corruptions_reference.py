@@ -19,15 +19,16 @@ import tarfile
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import stats
+from skips import require_module
 
 from cifarlab.data import CLASSES
 from cifarlab.evaluation.corruptions import corrupt
 
-cv2 = pytest.importorskip("cv2")
-sk_color = pytest.importorskip("skimage.color")
-sk_filters = pytest.importorskip("skimage.filters")
-sk_util = pytest.importorskip("skimage.util")
-stats = pytest.importorskip("scipy.stats")
+cv2 = require_module("cv2", "dev")
+sk_color = require_module("skimage.color", "dev")
+sk_filters = require_module("skimage.filters", "dev")
+sk_util = require_module("skimage.util", "dev")
 
 PER_CLASS = 10  # 100 images, the first 10 of each class in the test split
 

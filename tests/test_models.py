@@ -87,3 +87,13 @@ def test_unknown_model_and_bad_arguments_are_model_errors():
     with pytest.raises(ModelError, match="'seed'.*unexpected keyword argument 'widht'"):
         create_model("seed", widht=2)
     assert {"seed", "resnet18", "fast"} <= set(list_models())
+
+
+def test_seedlike_divisor_shrinks_every_conv_layer_and_the_512_cap_alike():
+    from cifarlab.models.seedlike import seedlike
+
+    model = seedlike(conv=7, fc=1, dropout=0.0, batchnorm=False, divisor=8)
+    convs = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [4, 8, 16, 32, 64, 64, 64]  # 32, 64, ..., 512, 512, 512, each divided by 8
+    # 9*3*4+4 + 9*4*8+8 + 9*8*16+16 + 9*16*32+32 + 9*32*64+64 + 2*(9*64*64+64) + (64*2*2*10+10), by hand
+    assert sum(p.numel() for p in model.parameters()) == 112 + 296 + 1168 + 4640 + 18496 + 2 * 36928 + 2570

@@ -49,9 +49,8 @@ REPRODUCE = NOTEBOOK.with_name("reproduce-writeup.ipynb")
 
 
 def test_reproduce_writeup_notebook_runs_the_table_and_shows_the_agreement(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat", reason="nbformat not installed (pip install -e '.[dev]')")
-    nbclient = pytest.importorskip("nbclient", reason="nbclient not installed (pip install -e '.[dev]')")
-    pytest.importorskip("ipykernel", reason="ipykernel not installed (pip install -e '.[dev]')")
+    nbformat, nbclient = require_module("nbformat", "dev"), require_module("nbclient", "dev")
+    require_module("ipykernel", "dev")
     data = synthetic.make_imagefolder(tmp_path / "data", 30, 10)
     out = tmp_path / "out"
     # One optimizer step per row (60 images), networks at 1/32 width: the notebook's path, not its accuracy.

@@ -35,18 +35,24 @@ def test_one_swapped_pair_of_four_gives_the_hand_computed_rho_and_tau():
 
 
 def test_pairs_give_differences_in_points_and_the_spread_decides_beyond():
-    # Pooled spread over the four rows' seed pairs: each pair's variance is (a-b)^2/2.
+    # Pooled spread over the five rows' seed pairs: each pair's variance is (a-b)^2/2.
     seeds = {"r10-5x3-wd": (0.66, [0.40, 0.42]), "r11-5x3-dropout": (0.80, [0.50, 0.52]),
-             "r13-8x3-dropout": (0.81, [0.45, 0.47]), "r14-8x3-dropout-bn": (0.83, [0.455, 0.465])}
+             "r12-7x3-dropout": (0.81, [0.525, 0.545]), "r13-8x3-dropout": (0.81, [0.45, 0.47]),
+             "r14-8x3-dropout-bn": (0.83, [0.455, 0.465])}
     found = agreement(_rows(seeds))
-    variances = [0.02 ** 2 / 2, 0.02 ** 2 / 2, 0.02 ** 2 / 2, 0.01 ** 2 / 2]
-    spread = math.sqrt(sum(variances) / 4)
+    spread = math.sqrt((4 * 0.02 ** 2 / 2 + 0.01 ** 2 / 2) / 5)  # 0.01304
     assert found["spread"] == pytest.approx(spread)
     pairs = {p["rows"]: p for p in found["pairs"]}
-    assert set(pairs) == {"10 vs 11", "13 vs 14"}  # the only one-factor pairs these four rows make
-    wd = pairs["10 vs 11"]  # ours +10 points, the write-up's +14; standard error spread * sqrt(1/2 + 1/2)
+    assert set(pairs) == {"10 vs 11", "11 vs 12", "12 vs 13", "13 vs 14"}  # the one-factor pairs of these rows
+    # Two seeds a side: a difference's standard error is spread * sqrt(1/2 + 1/2) = spread; beyond is > 2 of them.
+    wd = pairs["10 vs 11"]  # ours +10 points, the write-up's +14
     assert wd["ours"] == pytest.approx(0.10) and wd["writeup"] == pytest.approx(0.14)
     assert wd["beyond spread"] is True and wd["same sign"] is True
+    deeper = pairs["11 vs 12"]  # +2.5 points = 1.92 standard errors: within the spread
+    assert deeper["ours"] == pytest.approx(0.025) and deeper["beyond spread"] is False
+    assert deeper["same sign"] is True
+    flat = pairs["12 vs 13"]  # the write-up's 81% against 81%: no sign to agree with
+    assert flat["ours"] == pytest.approx(-0.075) and flat["beyond spread"] is True and flat["same sign"] is None
     bn = pairs["13 vs 14"]  # ours 0.46 - 0.46 = 0: not beyond the spread, and no sign
     assert bn["ours"] == pytest.approx(0.0, abs=1e-12) and bn["beyond spread"] is False and bn["same sign"] is None
 
