@@ -161,8 +161,8 @@ def agreement_lines(found: dict[str, Any]) -> list[str]:
     spread = "no row has two seeds" if found["spread"] is None else \
         f"{100 * found['spread']:.2f} points (pooled standard deviation of test accuracy over seeds)"
     ranks = "undefined: our accuracies are all equal" if found["spearman"] is None else \
-        (f"Spearman's rho {found['spearman']:+.2f} (permutation p = {found['spearman p']:.3f}), "
-         f"Kendall's tau {found['kendall']:+.2f} (p = {found['kendall p']:.3f})")
+        (f"Spearman's rho {found['spearman']:+.2f} (permutation p = {found['spearman p']:.2g}), "
+         f"Kendall's tau {found['kendall']:+.2f} (p = {found['kendall p']:.2g})")
     return [f"rank agreement over {found['rows']} rows (our test accuracy, mean over {seeds} seed(s)): {ranks}",
             f"seed-to-seed spread: {spread}"]
 

@@ -21,8 +21,9 @@ from cifarlab.errors import ConfigError, ModelError
 from cifarlab.sweeps.spec import SweepSpec
 
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
-PROBE_SECONDS = 0.5  # timed steps per network, after the warm-up steps
+PROBE_SECONDS = 0.5  # timed passes per network, after the warm-up passes
 PROBE_STEPS = 10
+SLOW_PASS = 0.5  # seconds: a pass this slow is timed on an eighth of its batch, once
 
 
 @dataclass
@@ -67,24 +68,28 @@ def _probe_key(cfg: Config) -> str:
                        cfg.train.precision, cfg.train.channels_last, cfg.train.device], sort_keys=True, default=str)
 
 
-def _timed(step, seconds: float) -> float:
-    """Seconds per call of ``step``: the median of at least three calls (more until ``seconds`` have passed), after
-    two warm-up calls (the first builds kernels and buffers); a median, as another process may take a core. A call
-    slower than a second (a full-width network on a CPU) is timed once, after one warm-up: the probe stays short."""
+def _per_image(step, batch: int, seconds: float) -> float:
+    """Seconds per image of ``step(n)``, a pass over ``n`` images: the median of at least three passes at ``batch``
+    (more until ``seconds`` have passed) after two warm-up passes (the first builds kernels and buffers); a median,
+    as another process may take a core. When one pass takes longer than :data:`SLOW_PASS` (a full-width network on
+    a CPU), a pass over an eighth of the batch is timed once after its warm-up instead: a large network's time per
+    image hardly depends on the batch, and the probe stays short."""
     t0 = time.perf_counter()
-    step()
-    if time.perf_counter() - t0 > 1.0:
+    step(batch)
+    if time.perf_counter() - t0 > SLOW_PASS and batch >= 8:
+        small = batch // 8
+        step(small)
         t0 = time.perf_counter()
-        step()
-        return time.perf_counter() - t0
-    step()
+        step(small)
+        return (time.perf_counter() - t0) / small
+    step(batch)
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < 3 or (len(times) < PROBE_STEPS and time.perf_counter() - start < seconds):
         t0 = time.perf_counter()
-        step()
+        step(batch)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times) / batch
 
 
 def probe(cfg: Config) -> tuple[float, float]:
@@ -98,20 +103,19 @@ def probe(cfg: Config) -> tuple[float, float]:
     device = resolve_device(cfg.train.device)
     dtype = resolve_precision(cfg.train.precision, device)
     torch.manual_seed(0)
-    model = build_model(cfg.model).to(device)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = model.to(memory_format=layout)
+    model = build_model(cfg.model).to(device).to(memory_format=layout)
     optimizer = build_optimizer(model, cfg.optim)
-    batch, eval_batch = cfg.train.batch_size, cfg.train.eval_batch_size
-    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=layout)
-    y = torch.randint(0, 10, (batch,), device=device)
-    x_eval = torch.randn(eval_batch, 3, 32, 32, device=device).contiguous(memory_format=layout)
+
+    def images(n: int) -> torch.Tensor:
+        return torch.randn(n, 3, 32, 32, device=device).contiguous(memory_format=layout)
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    def train_step() -> None:
+    def train_step(n: int) -> None:
+        x, y = images(n), torch.randint(0, 10, (n,), device=device)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -120,15 +124,17 @@ def probe(cfg: Config) -> tuple[float, float]:
         sync()
 
     @torch.no_grad()
-    def eval_step() -> None:
+    def eval_step(n: int) -> None:
+        x = images(n)
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            model(x_eval)
+            model(x)
         sync()
 
     model.train()
-    per_train = _timed(train_step, PROBE_SECONDS) / batch
+    per_train = _per_image(train_step, cfg.train.batch_size, PROBE_SECONDS)
     model.eval()
-    per_eval = _timed(eval_step, PROBE_SECONDS / 2) / eval_batch
+    # Evaluation's share of a trial is small: a batch of up to 250 measures it well enough.
+    per_eval = _per_image(eval_step, min(cfg.train.eval_batch_size, 250), PROBE_SECONDS / 2)
     return per_train, per_eval
 
 
