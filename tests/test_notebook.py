@@ -12,56 +12,47 @@ from cifarlab.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "quickstart.ipynb"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def _execute(name: str, prefix: str, parameters: dict, tmp_path, monkeypatch) -> list[str]:
+    """Run ``examples/NAME`` with its parameters set through ``PREFIX_*`` variables; each code cell's output."""
+    nbformat, nbclient = require_module("nbformat", "dev"), require_module("nbclient", "dev")
+    require_module("ipykernel", "dev")
+    for key, value in parameters.items():
+        monkeypatch.setenv(f"{prefix}_{key}", str(value))  # the kernel inherits the environment
+    notebook = nbformat.read(EXAMPLES / name, as_version=4)
+    # ipykernel's "python3" kernel starts "python", which jupyter_client runs as this very interpreter:
+    # the kernel imports the cifarlab under test.
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": tmp_path}}).execute()
+    return ["".join(o.get("text", "") + o.get("data", {}).get("text/html", "") for o in c.get("outputs", []))
+            for c in notebook.cells if c.cell_type == "code"]
 
 
 def test_quickstart_notebook_runs_and_shows_the_reports(tmp_path, monkeypatch):
-    nbformat, nbclient = require_module("nbformat", "dev"), require_module("nbclient", "dev")
-    require_module("ipykernel", "dev")
     data = synthetic.make_imagefolder(tmp_path / "data", 30, 10)
     out = tmp_path / "out"
-    for name, value in {"DATA": data, "OUT": out, "TRAIN_IMAGES": 250, "VAL_IMAGES": 50, "TEST_IMAGES": 0,
-                        "EPOCHS": 1}.items():
-        monkeypatch.setenv(f"CIFARLAB_QUICKSTART_{name}", str(value))  # the kernel inherits the environment
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    # ipykernel's "python3" kernel starts "python", which jupyter_client runs as this very interpreter:
-    # the kernel imports the cifarlab under test.
-    nbclient.NotebookClient(notebook, timeout=170, kernel_name="python3",
-                            resources={"metadata": {"path": tmp_path}}).execute()
-
-    def outputs(index: int) -> str:
-        cell = notebook.cells[index]
-        return "".join(o.get("text", "") + o.get("data", {}).get("text/html", "") for o in cell.get("outputs", []))
-
-    code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
-    texts = {i: outputs(i) for i in code}
-    assert any("conv" in t and "params" in t.lower() for t in texts.values())  # the seed network's table
+    texts = _execute("quickstart.ipynb", "CIFARLAB_QUICKSTART", {
+        "DATA": data, "OUT": out, "TRAIN_IMAGES": 250, "VAL_IMAGES": 50, "TEST_IMAGES": 0, "EPOCHS": 1},
+        tmp_path, monkeypatch)
+    assert any("conv" in t and "params" in t.lower() for t in texts)  # the seed network's table
     assert RunDir(out / "run").summary()["status"] == "completed"
-    reports = [t for t in texts.values() if 'class="cl-report"' in t]
+    reports = [t for t in texts if 'class="cl-report"' in t]
     assert len(reports) == 2  # the run's and the sweep's, inline
     assert "Most confident mistakes" in reports[0] and "Runs" in reports[1]
-    predicted = [line for t in texts.values() for line in t.splitlines() if ".png -> " in line]
+    predicted = [line for t in texts for line in t.splitlines() if ".png -> " in line]
     assert len(predicted) == 4
     assert len(list((out / "sweep" / "trials").iterdir())) == 2
 
 
-REPRODUCE = NOTEBOOK.with_name("reproduce-writeup.ipynb")
-
-
 def test_reproduce_writeup_notebook_runs_the_table_and_shows_the_agreement(tmp_path, monkeypatch):
-    nbformat, nbclient = require_module("nbformat", "dev"), require_module("nbclient", "dev")
-    require_module("ipykernel", "dev")
     data = synthetic.make_imagefolder(tmp_path / "data", 30, 10)
     out = tmp_path / "out"
     # One optimizer step per row (60 images), networks at 1/32 width: the notebook's path, not its accuracy.
-    for name, value in {"DATA": data, "OUT": out, "EPOCHS": 1, "TRAIN_IMAGES": 60, "VAL_IMAGES": 50,
-                        "DIVISOR": 32}.items():
-        monkeypatch.setenv(f"CIFARLAB_REPRODUCE_{name}", str(value))
-    notebook = nbformat.read(REPRODUCE, as_version=4)
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": tmp_path}}).execute()
-    texts = ["".join(o.get("text", "") + o.get("data", {}).get("text/html", "") for o in c.get("outputs", []))
-             for c in notebook.cells if c.cell_type == "code"]
+    texts = _execute("reproduce-writeup.ipynb", "CIFARLAB_REPRODUCE", {
+        "DATA": data, "OUT": out, "EPOCHS": 1, "TRAIN_IMAGES": 60, "VAL_IMAGES": 50, "DIVISOR": 32},
+        tmp_path, monkeypatch)
     assert RunDir(out / "seed-best").summary()["status"] == "completed"
     assert RunDir(out / "seed-best").config().model.args["divisor"] == 32
     assert any("whole sweep:" in t and "about" in t for t in texts)  # the dry run's compute and time here

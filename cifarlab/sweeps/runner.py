@@ -194,6 +194,8 @@ class _Objective:
 
         if trial.state == TrialState.FAIL and not study_mod.errored(trial):  # a duplicate that stepped aside
             return
+        # Counted first: two workers finishing together each count the other's trial only if they look at once
+        done, total = len(study_mod.finished_by_slot(study)), len(self.spec.trials) or self.spec.budget
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         if study_mod.errored(trial):
             outcome = f"failed: {trial.user_attrs['error']}"
@@ -208,7 +210,6 @@ class _Objective:
             row = collect_run(trial.user_attrs["run_dir"])
             if row is not None and is_at_chance(row):  # a number that would read as a result: say it is none
                 outcome += f", at chance, it did not learn: {loss_trend(row['run'])}"
-        done, total = len(study_mod.finished_by_slot(study)), len(self.spec.trials) or self.spec.budget
         print(f"[{done}/{total}] {trial.user_attrs.get('label')}: {outcome} in {seconds:.1f}s", flush=True)
 
 

@@ -60,13 +60,17 @@ def _report_link(view: RunsView, row: dict[str, Any]) -> Cell:
 
 def overview(view: RunsView) -> str:
     """How many runs in which state, and the best one with its test accuracy, stated once."""
-    statuses = Counter(str(row.get("status")) for row in view.rows)
+    # "completed, at chance" counts as completed here; the note below and its own section say it did not learn
+    statuses = Counter(str(row.get("status")).removesuffix(", at chance") for row in view.rows)
     counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    chance = sum(is_at_chance(row) for row in view.rows)
     kind = "trials" if view.is_sweep else "runs"
     best = "<br>".join(esc(line) for line in describe_best(best_row(view.rows)).splitlines())
     unfinished = sum(n for s, n in statuses.items() if not s.startswith("completed"))
     warning = note(f"{unfinished} of the {len(view.rows)} {kind} did not complete (still running, pruned, "
                    "diverged or died): they are listed, but only completed ones can be the best.") if unfinished else ""
+    if chance:
+        warning += note(f"{chance} of them completed at chance: they did not learn (their section is below).")
     return (f"<p>{len(view.rows)} {kind} ({counts}) under {esc(view.root.resolve())}.</p>{warning}"
             f"<p><b>{best}</b></p>")
 
