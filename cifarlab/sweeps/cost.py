@@ -141,8 +141,8 @@ def probe(cfg: Config) -> tuple[float, float]:
 def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
     """Every planned trial's compute (samplers: the base config's, once per trial of the budget) and, with
     ``measure``, its time here from a probe of each distinct network, run with a worker's share of the cores."""
-    from cifarlab.models import build_model
     from cifarlab.inspection.arch import describe_arch
+    from cifarlab.models import build_model
 
     planned = [(t.label, spec.compose(t.overrides)) for t in spec.trials] or \
         [(f"trial {i} (base settings)", spec.compose({})) for i in range(spec.budget)]
