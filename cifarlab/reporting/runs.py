@@ -102,7 +102,7 @@ def at_chance(accuracy: float, images: int) -> bool:
 
 
 def loss_trend(run_dir: str | Path) -> str:
-    """``training loss 2.303 -> 2.302 over 20 epochs (chance: 2.303)``: what a run at chance did, in one line."""
+    """``training loss 2.303 -> 2.302 over 20 epochs (chance: ln 10 = 2.303)``: a run at chance, in one line."""
     losses = [e["train_loss"] for e in RunDir(run_dir).epochs() if e.get("train_loss") is not None]
     if not losses:
         return "no epoch was logged here"

@@ -194,7 +194,7 @@ class _Objective:
 
         if trial.state == TrialState.FAIL and not study_mod.errored(trial):  # a duplicate that stepped aside
             return
-        # Counted first: two workers finishing together each count the other's trial only if they look at once
+        # Counted before the run is read: two workers that finish together, counting later, both print the same number
         done, total = len(study_mod.finished_by_slot(study)), len(self.spec.trials) or self.spec.budget
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         if study_mod.errored(trial):
