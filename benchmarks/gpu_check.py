@@ -47,8 +47,8 @@ from common import machine, synthetic_dataset  # noqa: E402
 
 import cifarlab  # noqa: E402
 from cifarlab.config import parse_override  # noqa: E402
-from cifarlab.fileio import write_text  # noqa: E402
 from cifarlab.devices import cuda_native_bf16  # noqa: E402
+from cifarlab.fileio import write_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 # Dry run: every epoch one step of this many images, the fast net at 1/8

@@ -142,12 +142,13 @@ SORT_ROWS = [("b", 20000, 0.5, "pruned"), ("a", 5, None, "completed"), ("D", 300
 
 @pytest.fixture(scope="module")
 def sort_page(tmp_path_factory) -> Path:
-    from cifarlab.reporting.html.page import cell, document, fragment, section, table
+    from cifarlab.formatting import cell, html_table
+    from cifarlab.reporting.html.page import document, fragment, section
 
     rows = [[label, cell(params, "-" if params is None else f"{params:,}"),
              cell(acc, "-" if acc is None else f"{acc:.2%}"), "-" if status is None else status]
             for label, params, acc, status in SORT_ROWS]
-    html = table(["label", "params", "val acc", "status"], rows, sortable=True, table_id="t")
+    html = html_table(["label", "params", "val acc", "status"], rows, sortable=True, table_id="t")
     page = tmp_path_factory.mktemp("sort") / "sort.html"
     page.write_text(document("sort", fragment("sort", "", [section("Table", html)])))
     return page

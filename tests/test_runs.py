@@ -80,7 +80,7 @@ def test_every_format(runs):
     assert "writeup acc" not in columns and "test acc" in columns  # no row has a write-up accuracy
     table = format_rows(rows, columns, "table").splitlines()
     assert len(table) == 2 + 4 and table[0].split()[:3] == ["label", "lr", "batch"]
-    assert "70.00%" in table[2] and "1m15s" in table[3] and "2,753,546" in table[3]
+    assert "70.00%" in table[2] and "1 min 15 s" in table[3] and "2,753,546" in table[3]
     parsed = list(csv.DictReader(io.StringIO(format_rows(rows, columns, "csv"))))
     assert [r["val acc"] for r in parsed] == ["0.7", "0.6", "0.55", ""]
     markdown = format_rows(rows, columns, "markdown").splitlines()

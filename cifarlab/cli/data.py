@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from cifarlab.data import default_cache_dir, load_dataset, split_train_val
     from cifarlab.data.cache import arrays_dir, cache_file
+    from cifarlab.formatting import duration
 
     cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     # A hit is a cache file that was there before and was not rewritten by the load.
@@ -56,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'class':<12}{'train':>7}{'test':>7}")
     for name, n_train, n_test in zip(info["classes"], info["train_per_class"], info["test_per_class"]):
         print(f"  {name:<12}{n_train:>7}{n_test:>7}")
-    print(f"loaded in {info['seconds']:.2f} s")
+    print(f"loaded in {duration(info['seconds'])}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 import torch
 
 from cifarlab.data.dataset import load_dataset

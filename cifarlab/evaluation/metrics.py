@@ -14,6 +14,8 @@ from cifarlab.data.loader import DeviceLoader
 from cifarlab.data.split import Split
 from cifarlab.devices import resolve_precision
 from cifarlab.evaluation.calibration import expected_calibration_error
+from cifarlab.evaluation.scores import confusion_matrix, per_class_scores
+from cifarlab.formatting import percent, text_table
 
 
 @dataclass
@@ -37,15 +39,16 @@ class EvalReport:
                 "classes": self.classes, "confusion": self.confusion}
 
     def format_table(self) -> str:
-        """Per-class accuracy and the confusion matrix as aligned text."""
-        width = max(len(c) for c in self.classes)
-        lines = [f"{self.split} accuracy: {self.accuracy:.2%} on {self.num_images} images (loss {self.loss:.4f}, "
-                 f"ECE {self.ece:.2%})", "", f"{'class':<{width}}  accuracy"]
-        lines += [f"{c:<{width}}  {a:7.2%}" for c, a in zip(self.classes, self.per_class)]
-        lines += ["", "confusion matrix (rows: true class, columns: predicted)",
-                  " " * (width + 1) + "".join(f"{c[:5]:>6}" for c in self.classes)]
-        lines += [f"{c:<{width}} " + "".join(f"{n:6d}" for n in row) for c, row in zip(self.classes, self.confusion)]
-        return "\n".join(lines)
+        """Per-class accuracy (recall) and the confusion matrix as aligned text."""
+        numbers = range(1, len(self.classes) + 1)
+        return "\n".join([
+            f"{self.split} accuracy: {percent(self.accuracy)} on {self.num_images} images (loss {self.loss:.4f}, "
+            f"ECE {percent(self.ece)})", "",
+            *text_table(["class", "accuracy"], [[c, percent(a)] for c, a in zip(self.classes, self.per_class)],
+                        right={1}), "",
+            "confusion matrix (rows: true class, columns: predicted)",
+            *text_table(["", *(c[:5] for c in self.classes)],
+                        [[c, *map(str, row)] for c, row in zip(self.classes, self.confusion)], right=numbers)])
 
 
 def tta_logits(model: nn.Module, x: torch.Tensor, *, flip: bool = False, translate: int = 0) -> torch.Tensor:
@@ -88,13 +91,12 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
     """Build an :class:`EvalReport` from logits and true labels."""
     labels = labels.to(logits.device)
     pred = logits.argmax(1)
-    k = len(classes)
-    confusion = torch.bincount(labels * k + pred, minlength=k * k).view(k, k).cpu()
+    confusion = confusion_matrix(labels.cpu(), pred.cpu(), len(classes))
     probs = logits.softmax(1)
     return EvalReport(split=split, num_images=len(labels), classes=list(classes),
                       accuracy=float((pred == labels).float().mean()) if len(labels) else float("nan"),
                       loss=float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
-                      per_class=(confusion.diag() / confusion.sum(1).clamp(min=1)).tolist(),
+                      per_class=[s["recall"] for s in per_class_scores(confusion)],
                       confusion=confusion.tolist(), ece=expected_calibration_error(probs, labels), probs=probs)
 
 

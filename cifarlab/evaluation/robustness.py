@@ -23,6 +23,7 @@ from cifarlab.evaluation.calibration import expected_calibration_error
 from cifarlab.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from cifarlab.evaluation.evaluate import load_run_splits
 from cifarlab.evaluation.metrics import split_logits
+from cifarlab.formatting import duration, percent, text_table
 from cifarlab.rundir import RunDir
 from cifarlab.terminal import interactive
 
@@ -53,17 +54,15 @@ class RobustnessReport:
 
     def format_table(self) -> str:
         """Corruption x severity accuracies, then the mean, clean accuracy and ECE."""
-        width = max(len(n) for n in ["corruption", *self.corruptions])
         severities = list(next(iter(self.corruptions.values())))
+        rows = [[name, *map(percent, by_severity.values()), percent(sum(by_severity.values()) / len(by_severity))]
+                for name, by_severity in self.corruptions.items()]
         lines = [f"accuracy under corruption ({self.num_images:,} test images, corruption seed {self.seed})", "",
-                 f"{'corruption':<{width}} " + "".join(f"{'sev ' + s:>8}" for s in severities) + f"{'mean':>8}"]
-        for name, by_severity in self.corruptions.items():
-            values = list(by_severity.values())
-            lines.append(f"{name:<{width}} " + "".join(f"{v:8.2%}" for v in values)
-                         + f"{sum(values) / len(values):8.2%}")
-        lines += ["", f"mean corruption accuracy {self.mean:.2%}   clean accuracy {self.clean:.2%}",
-                  f"ECE (15 bins): clean {self.clean_ece:.2%}, mean under corruption {self.mean_ece:.2%}",
-                  f"took {self.seconds:.0f} s"]
+                 *text_table(["corruption", *(f"sev {s}" for s in severities), "mean"], rows,
+                             right=range(1, len(severities) + 2))]
+        lines += ["", f"mean corruption accuracy {percent(self.mean)}   clean accuracy {percent(self.clean)}",
+                  f"ECE (15 bins): clean {percent(self.clean_ece)}, mean under corruption {percent(self.mean_ece)}",
+                  f"took {duration(self.seconds)}"]
         return "\n".join(lines)
 
 
@@ -113,7 +112,7 @@ def evaluate_corruptions(path: str | Path, *, data=None, device: str = "auto", n
     report = RobustnessReport(accuracy, ece, clean, clean_ece, len(labels), seed, time.perf_counter() - started)
     run = RunDir(path)
     if save and run.exists():
-        from cifarlab.reporting.robustness import plot_robustness
+        from cifarlab.reporting.plots import plot_robustness
 
         run.write_robustness(report.to_dict())
         plot_robustness(report.to_dict(), run.path / RunDir.PLOTS / "robustness.png")

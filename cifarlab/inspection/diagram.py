@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cifarlab.errors import ModelError
 from cifarlab.fileio import atomic_path
-from cifarlab.textfmt import fmt_shape
+from cifarlab.formatting import fmt_shape
 
 _COLORS = {"Conv": "#9ecae1", "Linear": "#fdae6b", "BatchNorm": "#c7e9c0", "Pool": "#dadaeb",
            "Dropout": "#eeeeee", "Flatten": "#eeeeee"}

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch.nn as nn
 
+from cifarlab.formatting import fmt_shape
 from cifarlab.inspection.trace import LayerRow, TraceFailure
-from cifarlab.textfmt import fmt_shape
 
 ACTIVATIONS = {"ReLU", "ReLU6", "GELU", "SiLU", "LeakyReLU", "ELU", "PReLU", "Mish", "Hardswish",
                 "Sigmoid", "Tanh", "SELU", "CELU"}

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch.nn as nn
 
 from cifarlab.errors import ModelError
+from cifarlab.formatting import esc, fmt_shape, html_table, text_table
 from cifarlab.inspection.findings import Finding, design_warnings, failure_finding
 from cifarlab.inspection.sources import resolve_model
 from cifarlab.inspection.trace import LayerRow, count_params, trace
 from cifarlab.models.declarative import Residual
-from cifarlab.textfmt import fmt_shape
 
 
 @dataclass
@@ -93,29 +92,19 @@ class InspectReport:
 
     def format_table(self) -> str:
         """The report as aligned text."""
-        rows = self._table_rows()
-        widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(self._HEAD)]
-
-        def line(cells: list[str]) -> str:  # the numeric columns (params on) are right-aligned
-            return "  ".join(c.rjust(w) if i >= 3 else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-
-        rule = line(["-" * w for w in widths])
+        lines = text_table(self._HEAD, self._table_rows(), right={3, 4, 5})  # params, MACs, act KB
         frozen = f" ({self.params_frozen:,} frozen)" if self.params_frozen else ""
         title = (f"model {self.model_name}: input {self.batch}x{fmt_shape(self.input_shape)} "
                  f"-> output {fmt_shape(self.output_shape)}")
         totals = (f"params {self.params:,}{frozen} = {self.param_mb:.2f} MB; MACs/image {self.macs:,} "
                   f"({self.macs / 1e6:.1f} M); activations {self.activation_mb:.2f} MB for batch {self.batch}")
-        return "\n".join([title, line(self._HEAD), rule, *map(line, rows), rule, totals, *map(str, self.findings)])
+        return "\n".join([title, *lines, lines[1], totals, *map(str, self.findings)])
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        head = "".join(f"<th>{esc(h)}</th>" for h in self._HEAD)
-        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in self._table_rows())
         finds = "".join(
             f"<li style='color:{'#b00' if f.level == 'error' else '#a60'}'>{esc(str(f))}</li>" for f in self.findings)
         return (f"<div><b>{esc(self.model_name)}</b>: input {self.batch}x{esc(fmt_shape(self.input_shape))} → "
-                f"{esc(fmt_shape(self.output_shape))}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                f"{esc(fmt_shape(self.output_shape))}{html_table(self._HEAD, self._table_rows())}"
                 f"<p>params {self.params:,} ({self.param_mb:.2f} MB); MACs/image {self.macs:,}; "
                 f"activations {self.activation_mb:.2f} MB for batch {self.batch}</p>"
                 + (f"<ul>{finds}</ul>" if finds else "") + "</div>")

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from cifarlab.errors import ModelError
-from cifarlab.textfmt import fmt_shape
+from cifarlab.formatting import fmt_shape
 
 Shape = tuple[int, ...]
 

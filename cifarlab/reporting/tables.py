@@ -12,16 +12,11 @@ import io
 import json
 from typing import Any
 
+from cifarlab.formatting import duration, percent, text_table
+
 FORMATS = ("table", "csv", "markdown", "json")
 ACCURACIES = ("val acc", "test acc", "writeup acc")
 WITHIN_SPREAD = "≈"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def is_at_chance(row: dict[str, Any]) -> bool:
@@ -36,12 +31,12 @@ def cell_text(row: dict[str, Any], column: str) -> str:
         return "-"
     std = row.get(f"{column} std")
     if column in ACCURACIES:
-        text = f"{value:.2%}" + (f" ± {std:.2%}" if std is not None else "")
+        text = percent(value) + (f" ± {percent(std)}" if std is not None else "")
         return f"{WITHIN_SPREAD} {text}" if column == "val acc" and row.get("within spread") else text
     if column == "difference":  # of two accuracies: percentage points
         return f"{100 * value:+.2f} pp"
     if column == "wall time":
-        return _duration(value) + (f" ± {_duration(std)}" if std is not None else "")
+        return duration(value) + (f" ± {duration(std)}" if std is not None else "")
     if column == "lr":
         return f"{value:.3g}"
     if column == "params":
@@ -66,9 +61,7 @@ def format_rows(rows: list[dict[str, Any]], columns: list[str], fmt: str = "tabl
         return "\n".join([lines[0], "|" + "---|" * len(columns), *lines[1:]])
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
-    widths = [max(map(len, texts)) for texts in zip(columns, *cells)]
-    grid = [columns, ["-" * w for w in widths], *cells]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() for line in grid)
+    return "\n".join(text_table(columns, cells))
 
 
 def legend(rows: list[dict[str, Any]]) -> str:

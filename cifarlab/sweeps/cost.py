@@ -204,8 +204,8 @@ def describe_costs(costs: list[TrialCost], workers: int, machine: str) -> dict[s
 
 def format_costs(costs: list[TrialCost], workers: int, machine: str) -> str:
     """The costs as YAML comment lines, so that the dry run's output stays the plan's YAML."""
+    from cifarlab.formatting import duration
     from cifarlab.reporting.tables import format_rows
-    from cifarlab.training.progress import duration
 
     rows = [{"trial": c.label, "MMAC/image": f"{c.macs / 1e6:.1f}", "train images": f"{c.train_images:,}",
              "epochs": c.epochs, "training compute": _flops(c.flops),

@@ -26,6 +26,7 @@ from typing import Any
 
 from cifarlab.errors import CifarlabError, ConfigError, DiskError, first_line
 from cifarlab.fileio import write_text
+from cifarlab.formatting import duration
 from cifarlab.preemption import Interrupted
 from cifarlab.reporting.runs import (
     COLUMNS,
@@ -210,7 +211,7 @@ class _Objective:
             row = collect_run(trial.user_attrs["run_dir"])
             if row is not None and is_at_chance(row):  # a number that would read as a result: say it is none
                 outcome += f", at chance, it did not learn: {loss_trend(row['run'])}"
-        print(f"[{done}/{total}] {trial.user_attrs.get('label')}: {outcome} in {seconds:.1f}s", flush=True)
+        print(f"[{done}/{total}] {trial.user_attrs.get('label')}: {outcome} in {duration(seconds)}", flush=True)
 
 
 def run_worker(spec: SweepSpec, sweep_dir: Path, storage_url: str) -> None:

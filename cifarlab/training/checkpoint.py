@@ -20,7 +20,7 @@ from cifarlab.config import Config
 from cifarlab.models.weights import group_tensors, read_tensors, state_tensors, write_tensors
 
 if TYPE_CHECKING:
-    from cifarlab.training.trainer import Setup
+    from cifarlab.training.setup import Setup
 
 
 @dataclass

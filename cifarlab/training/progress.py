@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Sequence
 
+from cifarlab.formatting import duration
+
 # Presets whose accuracy a faster CPU preset matches: name -> the advice. fast-cpu: 84.42%
 # test accuracy in 135 s on a 2-core CPU (README), the seed write-up's best being 84%.
 FASTER_ON_CPU = {
@@ -22,15 +24,6 @@ FASTER_ON_CPU = {
 }
 _LONG_ON_CPU = 30 * 60  # seconds: beyond this, a CPU run with a faster equivalent says so
 _MIN_BATCHES, _MIN_SECONDS, _MAX_BATCHES = 2, 1.0, 50  # the first estimate's measuring window, after batch 1
-
-
-def duration(seconds: float) -> str:
-    """``"2 h 05 min"``, ``"14 min"``, ``"40 s"``."""
-    seconds = max(0, round(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
 
 
 class EtaClock:

@@ -10,8 +10,6 @@ stay on the device between log points so a GPU step never waits for the host.
 from __future__ import annotations
 
 import contextlib
-import functools
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,21 +22,18 @@ from tqdm.auto import tqdm
 
 from cifarlab import config as config_mod
 from cifarlab.config import Config
-from cifarlab.data.loader import DeviceLoader, normalize
 from cifarlab.data.split import Split, Splits, prepare_splits
-from cifarlab.devices import resolve_device, resolve_precision
+from cifarlab.devices import resolve_device
 from cifarlab.errors import CifarlabError, ConfigError, DiskError
 from cifarlab.evaluation.metrics import EvalReport, evaluate_split
-from cifarlab.inspection.arch import describe_arch
-from cifarlab.models import build_model
+from cifarlab.formatting import duration, percent
 from cifarlab.models.weights import save_weights
 from cifarlab.preemption import Interrupted, StopRequest, deferred_signals
 from cifarlab.rundir import RunDir, environment, new_run_dir, timestamp
 from cifarlab.terminal import interactive
 from cifarlab.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
-from cifarlab.training.ema import EMA
-from cifarlab.training.optim import build_optimizer, lr_multiplier
 from cifarlab.training.progress import EtaClock
+from cifarlab.training.setup import Setup, setup
 from cifarlab.training.tensorboard import TensorBoardLog, require_tensorboard
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -59,57 +54,6 @@ class TrainResult:
     run_dir: Path
     summary: dict[str, Any]
     config: Config
-
-
-@dataclass
-class Setup:
-    """What a run trains with, built from its config by :func:`setup`."""
-
-    device: torch.device
-    precision: torch.dtype | None  # the autocast dtype; None for plain fp32
-    model: nn.Module
-    forward: Callable[[torch.Tensor], torch.Tensor]  # the model, compiled when train.compile is on
-    optimizer: torch.optim.Optimizer
-    ema: EMA | None
-    loader: DeviceLoader  # shuffled, augmented training batches
-    generator: torch.Generator  # the loader's randomness (saved in checkpoints)
-    schedule: Callable[[int], float]  # learning-rate multiplier of optimizer step n
-    arch: dict[str, Any]  # summary.json's architecture facts
-
-    @property
-    def eval_model(self) -> nn.Module:
-        """The weights that are evaluated and saved: the EMA average when enabled."""
-        return self.ema.module if self.ema is not None else self.model
-
-    def autocast(self) -> torch.autocast:
-        """The run's precision for a forward pass."""
-        return torch.autocast(self.device.type, dtype=self.precision or torch.float32,
-                              enabled=self.precision is not None)
-
-
-def setup(cfg: Config, splits: Splits, device: torch.device) -> Setup:
-    """Seed, then build model, optimizer, EMA and training loader for ``cfg`` on ``device``."""
-    torch.manual_seed(cfg.train.seed)
-    generator = torch.Generator(device=device)
-    generator.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model).to(device)
-    init = getattr(model, "init_from_data", None)
-    if init is not None:  # e.g. the fast net's whitening layer; a resume overwrites it from the checkpoint
-        init(normalize(splits.train.images[:5000], cfg.data.mean, cfg.data.std))
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    arch = describe_arch(model)
-    optimizer = build_optimizer(model, cfg.optim)
-    ema = EMA(model, cfg.train.ema) if cfg.train.ema > 0 else None
-    loader = DeviceLoader(
-        splits.train.images, splits.train.labels, cfg.train.batch_size, mean=cfg.data.mean, std=cfg.data.std,
-        augment=cfg.data.augment, shuffle=True, drop_last=len(splits.train) > cfg.train.batch_size,
-        generator=generator, channels_last=cfg.train.channels_last)
-    schedule = functools.partial(lr_multiplier, total_steps=len(loader) * cfg.train.epochs,
-                                 steps_per_epoch=len(loader), cfg=cfg.schedule)
-    return Setup(device=device, precision=resolve_precision(cfg.train.precision, device), model=model,
-                 forward=torch.compile(model) if cfg.train.compile else model, optimizer=optimizer, ema=ema,
-                 loader=loader, generator=generator, schedule=schedule, arch=arch)
 
 
 def train(
@@ -315,7 +259,7 @@ def _finish(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Lo
     log.say(f"test accuracy {test.accuracy:.2%}"
             + (f"  (val {val_acc:.2%}, best val {state.best_val_acc:.2%} at epoch {state.best_epoch})"
                if val_acc is not None else "")
-            + f"  train {state.train_seconds:.1f}s  wall {summary['wall_seconds']:.1f}s  -> {run_dir.path}")
+            + f"  train {duration(state.train_seconds)}  wall {duration(summary['wall_seconds'])}  -> {run_dir.path}")
     return TrainResult(run_dir=run_dir.path, summary=summary, config=cfg)
 
 
@@ -432,9 +376,6 @@ _HEADER = f"{'epoch':>5} {'train_loss':>10} {'train_acc':>9} {'val_loss':>8} {'v
 
 
 def _row(r: dict[str, Any]) -> str:
-    def pct(v):
-        return f"{v:.2%}" if v is not None and not math.isnan(v) else "-"
-
     val_loss = f"{r['val_loss']:.4f}" if r["val_loss"] is not None else "-"
-    return (f"{r['epoch']:>5} {r['train_loss']:>10.4f} {pct(r['train_acc']):>9} {val_loss:>8} "
-            f"{pct(r['val_acc']):>7} {r['lr']:>8.2e} {r['seconds']:>8.1f} {r['images_per_s']:>7.0f}")
+    return (f"{r['epoch']:>5} {r['train_loss']:>10.4f} {percent(r['train_acc']):>9} {val_loss:>8} "
+            f"{percent(r['val_acc']):>7} {r['lr']:>8.2e} {r['seconds']:>8.1f} {r['images_per_s']:>7.0f}")

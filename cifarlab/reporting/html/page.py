@@ -8,15 +8,14 @@ same fragment renders inside a Jupyter notebook without restyling it.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from cifarlab.errors import first_line
+from cifarlab.formatting import esc
 from cifarlab.reporting.plots import plt
 
 _STYLE = """
@@ -73,45 +72,6 @@ _SCRIPT = """
   });
 })();
 """
-
-
-def esc(value: Any) -> str:
-    """``value`` as text safe inside HTML."""
-    return html.escape(str(value), quote=True)
-
-
-@dataclass
-class Cell:
-    """A table cell: ``html`` shown, ``sort`` (optional) the value the table sorts it by, ``num`` right-aligned."""
-
-    html: str
-    sort: Any = None
-    num: bool = False
-
-
-def cell(value: Any, text: str | None = None) -> Cell:
-    """A cell showing ``text`` (default: ``value``) and sorting by ``value``; numbers are right-aligned."""
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    shown = "-" if value is None and text is None else (text if text is not None else str(value))
-    return Cell(esc(shown), "" if value is None else value, numeric)
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[Cell | str]], *, sortable: bool = False,
-          table_id: str | None = None) -> str:
-    """An HTML table; plain strings in ``rows`` are escaped, :class:`Cell` keeps its HTML."""
-    def td(c: Cell | str) -> str:
-        if not isinstance(c, Cell):
-            c = Cell(esc(c))
-        attrs = ' class="num"' if c.num else ""
-        if sortable and c.sort is not None:
-            attrs += f' data-sort="{esc(c.sort)}"'
-        return f"<td{attrs}>{c.html}</td>"
-
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(td(c) for c in row) + "</tr>" for row in rows)
-    attrs = (' class="sortable"' if sortable else "") + (f' id="{esc(table_id)}"' if table_id else "")
-    # A wide table scrolls on its own instead of widening the page.
-    return f'<div class="wide"><table{attrs}><thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>'
 
 
 def facts(pairs: Iterable[tuple[str, Any]]) -> str:

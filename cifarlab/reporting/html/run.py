@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -16,8 +15,9 @@ from typing import Any, Callable
 import numpy as np
 
 from cifarlab.errors import CifarlabError, first_line
-from cifarlab.reporting.html.page import cell, facts, figure_img, guarded, note, plotted, png_img, pre, table
-from cifarlab.reporting.plots import plot_accuracy, plot_confusion, plot_loss, plt
+from cifarlab.formatting import cell, duration, html_table, percent
+from cifarlab.reporting.html.page import facts, figure_img, guarded, note, plotted, png_img, pre
+from cifarlab.reporting.plots import plot_accuracy, plot_confusion, plot_loss, plot_robustness, plt
 from cifarlab.rundir import RunDir
 
 GALLERY_SIZE = 24  # most confident mistakes shown
@@ -77,17 +77,6 @@ def _missing_predictions(view: RunView) -> str:
                 "so this section cannot be drawn.")
 
 
-def _duration(seconds: Any) -> str:
-    if not isinstance(seconds, (int, float)):
-        return "-"
-    minutes, secs = divmod(float(seconds), 60)
-    return f"{seconds:.1f} s" if minutes < 1 else f"{int(minutes)} min {secs:04.1f} s"
-
-
-def _pct(value: Any) -> str:
-    return f"{value:.2%}" if isinstance(value, (int, float)) and not math.isnan(value) else "-"
-
-
 def header(view: RunView) -> str:
     """Status, preset, data, splits, device, precision, seed, times, size of the network."""
     s, cfg = view.summary, view.config
@@ -117,10 +106,10 @@ def header(view: RunView) -> str:
         ("device, precision", f"{s.get('device', '-')}, {s.get('precision', '-')}"),
         ("seed", s.get("seed", "-")),
         ("epochs", f"{s.get('epochs_completed', '-')} of {s.get('epochs', '-')}"),
-        ("training time", _duration(s.get("train_seconds"))),
-        ("wall time", _duration(s.get("wall_seconds"))),
+        ("training time", duration(s.get("train_seconds"))),
+        ("wall time", duration(s.get("wall_seconds"))),
         ("validation accuracy (last, best)",
-         f"{_pct(s.get('val_acc'))}, {_pct(s.get('best_val_acc'))} at epoch {s.get('best_epoch', '-')}"),
+         f"{percent(s.get('val_acc'))}, {percent(s.get('best_val_acc'))} at epoch {s.get('best_epoch', '-')}"),
     ]))
     return "\n".join(parts)
 
@@ -161,7 +150,7 @@ def per_class(view: RunView) -> str:
     scores = per_class_scores(view.confusion())
     rows = [[c, cell(s["precision"], f"{s['precision']:.3f}"), cell(s["recall"], f"{s['recall']:.3f}"),
              cell(s["f1"], f"{s['f1']:.3f}"), cell(s["support"])] for c, s in zip(view.classes, scores)]
-    return table(["class", "precision", "recall", "F1", "test images"], rows, sortable=True)
+    return html_table(["class", "precision", "recall", "F1", "test images"], rows, sortable=True)
 
 
 def confusion(view: RunView) -> str:
@@ -240,7 +229,7 @@ def mistakes(view: RunView) -> str:
              f"({len(wrong):,} mistakes in all).</p>")
     images, problem = _test_images(view, chosen)
     if images is None:
-        return intro + note(f"No thumbnails: {problem}.") + table(
+        return intro + note(f"No thumbnails: {problem}.") + html_table(
             ["test image", "true class", "predicted", "probability"],
             [[cell(int(p["index"][i])), view.classes[p["label"][i]], view.classes[predicted[i]],
               cell(float(confidence[i]), f"{confidence[i]:.1%}")] for i in chosen])
@@ -262,25 +251,18 @@ def robustness(view: RunView) -> str:
     if not result:
         return note(f"Not computed: `cifarlab evaluate {view.run.path} --corruptions` measures it "
                     f"and saves {RunDir.ROBUSTNESS}.")
-    table_rows = []
     corruptions = result.get("corruptions", {})
     severities = sorted({int(k) for accs in corruptions.values() for k in accs})
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    table_rows = []
     for name, accs in corruptions.items():
-        by_severity = {int(k): v for k, v in accs.items()}
-        values = [by_severity.get(k) for k in severities]
+        values = [accs.get(str(k)) for k in severities]
         mean = float(np.mean([v for v in values if v is not None]))
-        table_rows.append([name] + [cell(v, _pct(v)) for v in values] + [cell(mean, _pct(mean))])
-        ax.plot(severities, [100 * v if v is not None else np.nan for v in values], marker="o", label=name)
-    if result.get("clean") is not None:
-        ax.axhline(100 * result["clean"], color="black", linestyle="--", label="clean test images")
-    ax.set(xticks=severities, xlabel="severity", ylabel="accuracy (%)", title="Accuracy on corrupted test images")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the lines, not over them
-    summary = (f'<p>Mean corruption accuracy <span class="big">{_pct(result.get("mean"))}</span> '
-               f"against {_pct(result.get('clean'))} on the clean test images.</p>")
-    return summary + table(["corruption"] + [f"severity {k}" for k in severities] + ["mean"], table_rows,
-                           sortable=True) + figure_img(fig, "accuracy against corruption severity")
+        table_rows.append([name] + [cell(v, percent(v)) for v in values] + [cell(mean, percent(mean))])
+    summary = (f'<p>Mean corruption accuracy <span class="big">{percent(result.get("mean"))}</span> '
+               f"against {percent(result.get('clean'))} on the clean test images.</p>")
+    return (summary + html_table(["corruption"] + [f"severity {k}" for k in severities] + ["mean"], table_rows,
+                                 sortable=True)
+            + png_img(plotted(plot_robustness, result), "accuracy against corruption severity"))
 
 
 def configuration(view: RunView) -> str:

@@ -13,13 +13,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from cifarlab.reporting.html.page import Cell, cell, esc, guarded, note, plotted, png_img, section, table
-from cifarlab.reporting.runs import (aggregate_repeats, best_row, collect_runs, columns_for, describe_best,
-                                     is_repeated, loss_trend, sort_rows)
+from cifarlab.formatting import Cell, cell, esc, html_table
+from cifarlab.reporting.html.page import guarded, note, plotted, png_img, section
+from cifarlab.reporting.runs import (
+    aggregate_repeats,
+    best_row,
+    collect_runs,
+    columns_for,
+    describe_best,
+    is_repeated,
+    loss_trend,
+    sort_rows,
+)
 from cifarlab.reporting.sweep_plots import plot_at_chance, plot_best_curves, plot_parameters, plot_trials
 from cifarlab.reporting.tables import ACCURACIES, cell_text, is_at_chance, legend
-from cifarlab.reporting.writeup import (NOTE, PAIR_COLUMNS, agreement, agreement_lines, comparison_rows, pair_cells,
-                                        plot_comparison)
+from cifarlab.reporting.writeup import (
+    NOTE,
+    PAIR_COLUMNS,
+    agreement,
+    agreement_lines,
+    comparison_rows,
+    pair_cells,
+    plot_comparison,
+)
 from cifarlab.rundir import RunDir
 
 
@@ -82,7 +98,7 @@ def runs_table(view: RunsView) -> str:
     intro = ("<p>Ranked on validation accuracy; click a column header to sort by it. "
              + ("Test accuracy is left out: it is reported once, for the best trial, above.</p>"
                 if view.is_sweep else "</p>"))
-    return intro + table(columns + ["report"], rows, sortable=True, table_id="runs-table")
+    return intro + html_table(columns + ["report"], rows, sortable=True, table_id="runs-table")
 
 
 def repeats(view: RunsView) -> str:
@@ -91,7 +107,7 @@ def repeats(view: RunsView) -> str:
         return "<p>No configuration was run with more than one seed.</p>"
     groups = sort_rows(aggregate_repeats(view.rows))
     columns = ["label", "seed", "val acc"] + ([] if view.is_sweep else ["test acc"]) + ["wall time", "status"]
-    return table(columns, [_cells(r, columns) for r in groups], sortable=True) + f"<p>{esc(legend(groups))}</p>"
+    return html_table(columns, [_cells(r, columns) for r in groups], sortable=True) + f"<p>{esc(legend(groups))}</p>"
 
 
 def settings(view: RunsView) -> str:
@@ -121,7 +137,7 @@ def writeup_comparison(view: RunsView) -> str:
             for r in comparison_rows(view.rows)]
     png = plotted(plot_comparison, view.rows)
     return (note(f"Test accuracies, {NOTE}.")
-            + table(["label", "write-up accuracy", "our test accuracy (same row)", "difference"], rows,
+            + html_table(["label", "write-up accuracy", "our test accuracy (same row)", "difference"], rows,
                     sortable=True)
             + (png_img(png, "write-up accuracy beside our test accuracy", "plot narrow") if png else ""))
 
@@ -132,7 +148,7 @@ def at_chance(view: RunsView) -> str:
     rows = [[r["label"], cell(r["val acc"], cell_text(r, "val acc")), loss_trend(r["run"])] for r in stuck]
     return (note("Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level): "
                  "these runs did not learn, and their accuracy is no result.")
-            + table(["label", "val acc", "training"], rows)
+            + html_table(["label", "val acc", "training"], rows)
             + png_img(plotted(plot_at_chance, view.rows), "training loss of the runs at chance"))
 
 
@@ -142,7 +158,7 @@ def writeup_agreement(view: RunsView) -> str:
     if found is None:
         return note("Fewer than three rows have both a write-up accuracy and a test accuracy.")
     lines = "".join(f"<li>{esc(line)}</li>" for line in agreement_lines(found))
-    pairs = table(PAIR_COLUMNS, [pair_cells(p) for p in found["pairs"]]) if found["pairs"] else ""
+    pairs = html_table(PAIR_COLUMNS, [pair_cells(p) for p in found["pairs"]]) if found["pairs"] else ""
     return (note(f"Test accuracies, {NOTE}.") + f"<ul>{lines}</ul>"
             + ("<p>The write-up's one-factor comparisons (row b - row a, in test accuracy points; beyond spread: "
                "larger than twice the difference's standard error from the seed-to-seed spread):</p>" + pairs
