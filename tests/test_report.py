@@ -372,7 +372,7 @@ def test_train_and_sweep_leave_a_report_and_a_broken_report_never_fails_them(tin
     spec = {"name": "two", "base": {"preset": "seed"}, "fixed": TINY,
             "search": {"runs": [{"label": "a", "set": {"optim.lr": 0.003}}, {"label": "b", "set": {"optim.lr": 3e-4}}]}}
     (tmp_path / "two.yaml").write_text(yaml.safe_dump(spec))
-    result = cifarlab.sweep(tmp_path / "two.yaml", data=str(tiny_imagefolder), out=str(tmp_path / "sweep"))
+    result = cifarlab.sweep(tmp_path / "two.yaml", data=str(tiny_imagefolder), out_dir=str(tmp_path / "sweep"))
     page = (result.sweep_dir / RunDir.REPORT).read_text()
     _no_failed_sections(page)
     assert _section(page, "Runs").count('">report</a>') == 2

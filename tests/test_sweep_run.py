@@ -92,7 +92,7 @@ def test_repeats_report_mean_and_spread(tiny_imagefolder, tmp_path, capsys):
 def test_a_random_search_from_python(tiny_imagefolder, tmp_path):
     spec = {**GRID, "search": {"sampler": "random", "trials": 3,
                                "space": {"optim.lr": {"float": [1e-4, 1e-2], "log": True}}}, "pruner": "median"}
-    result = cifarlab.sweep(_write(tmp_path, spec), data=tiny_imagefolder, out=tmp_path / "rand")
+    result = cifarlab.sweep(_write(tmp_path, spec), data=tiny_imagefolder, out_dir=tmp_path / "rand")
     assert len(result.rows) == 3 and len({r["lr"] for r in result.rows}) == 3
     assert result.best["val acc"] == max(r["val acc"] for r in result.rows)
     assert "its test accuracy" in result.best_summary()

@@ -120,19 +120,20 @@ def test_flags_keywords_and_worker_argv_all_come_from_the_options_table(tmp_path
     # The options README's table documents for `cifarlab sweep` (less --dry-run and --json, which only the
     # command line has) with the defaults it states, written here rather than read from SweepOptions.
     documented = {"data": None, "max_train_images": None, "max_test_images": None, "epochs": None,
-                  "epochs_scale": None, "val_size": None, "repeats": None, "out": None, "storage": None,
+                  "epochs_scale": None, "val_size": None, "repeats": None, "out_dir": None, "storage": None,
                   "workers": 1, "devices": None, "artifacts": None, "storage_patience": 300, "verbose": False}
     keywords = list(inspect.signature(cifarlab.sweep).parameters.values())[1:]
     assert {p.name: p.default for p in keywords} == documented
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in keywords)
-    assert all(f"``{name}``" in cifarlab.sweep.__doc__ for name in names)
+    assert [p.name for p in keywords] == names and SweepOptions(**documented) == SweepOptions()
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     assert from_args(parser.parse_args([])) == SweepOptions()  # the same defaults
-    options = SweepOptions(data=str(tmp_path), max_train_images=100, epochs_scale=0.5, out=str(tmp_path / "o"),
+    options = SweepOptions(data=str(tmp_path), max_train_images=100, epochs_scale=0.5, out_dir=str(tmp_path / "o"),
                            storage="postgresql://u:secret@h/db", workers=2, artifacts=str(tmp_path / "nfs"),
                            storage_patience=5.0, verbose=True)
     argv = options.argv()
+    assert argv[argv.index("--out") + 1] == str(tmp_path / "o")  # the flag `cifarlab train` has too
     assert "secret" not in " ".join(argv)  # the storage URL travels in the environment, never on a command line
     assert from_args(parser.parse_args(argv)) == dataclasses.replace(options, storage=None, workers=1)
     assert options.argv(plan_only=True) == ["--data", str(tmp_path), "--max-train-images", "100",

@@ -178,7 +178,7 @@ def test_a_tpe_study_models_its_trials_and_completes_its_budget(tiny_imagefolder
     path = tmp_path / "tpe.yaml"
     path.write_text(yaml.safe_dump(spec))
     with one_thread():
-        result = cifarlab.sweep(path, data=tiny_imagefolder, out=tmp_path / "out")
+        result = cifarlab.sweep(path, data=tiny_imagefolder, out_dir=tmp_path / "out")
     assert modelled == [2, 3]  # the two trials after the start-up ones came from TPE's model, not at random
     assert len(result.rows) == 4 and synthetic.statuses(result.rows) == {"completed"}
     lrs = [r["lr"] for r in result.rows]

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
         runner.exit_with_coordinator()
         torch.set_num_threads(int(os.environ[runner.THREADS_ENV]))  # the machine's cores, shared among workers
-        runner.run_worker(spec, Path(args.out), os.environ[runner.STORAGE_ENV])
+        runner.run_worker(spec, Path(args.out_dir), os.environ[runner.STORAGE_ENV])
         return 0
     result = run_sweep(spec)
     if args.json:

@@ -1,13 +1,12 @@
-"""Every option of a sweep, in one table: ``cifarlab sweep``'s flags, ``cifarlab.sweep()``'s keywords and the
-command line of worker processes are all generated from :class:`SweepOptions`; a new option is one field here (and
-its use where it acts), nothing else.
+"""Every option of a sweep, in one table: ``cifarlab sweep``'s flags and the command line of worker processes are
+generated from :class:`SweepOptions`, and ``cifarlab.sweep()`` takes the same names as keywords (a test keeps the
+two alike); a new option is one field here, one keyword there, and its use where it acts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,10 +14,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _option(metavar: str | None, help: str, *, key: str | None = None, default: Any = None,
-            worker: bool = True) -> Any:
-    """A field of the table: ``key`` is the config key it sets on every trial; ``worker``: repeated to workers."""
-    return field(default=default, metadata={"metavar": metavar, "help": help, "key": key, "worker": worker})
+def _option(metavar: str | None, help: str, *, key: str | None = None, default: Any = None, worker: bool = True,
+            flag: str | None = None) -> Any:
+    """A field of the table: ``key`` is the config key it sets on every trial; ``worker``: repeated to workers;
+    ``flag`` the command-line flag when it is not the name's (``--out`` for ``out_dir``, as ``cifarlab train``)."""
+    return field(default=default, metadata={"metavar": metavar, "help": help, "key": key, "worker": worker,
+                                            "flag": flag})
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The command-line flag of an option."""
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
 
 
 @dataclass
@@ -36,7 +42,7 @@ class SweepOptions:
         "X", "multiply each trial's own epochs by X (rounded, at least 1), e.g. 0.1 for a short form")
     val_size: int | None = _option("N", "validation images held out of the training set", key="data.val_size")
     repeats: int | None = _option("K", "seeds per configuration (replaces the file's)")
-    out: str | None = _option("SWEEP_DIR", "the sweep's folder (default sweeps/<name>)")
+    out_dir: str | None = _option("SWEEP_DIR", "the sweep's folder (default sweeps/<name>)", flag="--out")
     # The URL may hold a password, which a command line would show to `ps`: workers get it in their environment.
     storage: str | None = _option(
         "URL", "SQLAlchemy URL of the Optuna study, e.g. postgresql://user:pw@host/db for workers on several "
@@ -67,9 +73,8 @@ class SweepOptions:
             plan = f.metadata["key"] is not None or f.name in ("epochs_scale", "repeats")
             if not f.metadata["worker"] or value in (None, False) or (plan_only and not plan):
                 continue
-            flag = "--" + f.name.replace("_", "-")
-            value = str(Path(value).resolve()) if f.name in ("data", "out", "artifacts") else value
-            args += [flag] if value is True else [flag, str(value)]
+            value = str(Path(value).resolve()) if f.name in ("data", "out_dir", "artifacts") else value
+            args += [flag(f)] if value is True else [flag(f), str(value)]
         return args
 
 
@@ -86,22 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(SweepOptions):
         how = {"action": "store_true"} if kinds[f.name] is bool else \
             {"type": kinds[f.name], "default": f.default, "metavar": f.metadata["metavar"]}
-        parser.add_argument("--" + f.name.replace("_", "-"), help=f.metadata["help"], **how)
+        parser.add_argument(flag(f), dest=f.name, help=f.metadata["help"], **how)
 
 
 def from_args(args: argparse.Namespace) -> SweepOptions:
     """The options parsed by :func:`add_arguments`."""
     return SweepOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepOptions)})
-
-
-def keyword_signature(func):
-    """Give ``func(target, **options)`` the options as its documented keyword-only parameters."""
-    params = list(inspect.signature(func).parameters.values())[:-1]
-    kinds = _types()
-    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                 annotation=kinds[f.name] | None if f.default is None else kinds[f.name])
-               for f in dataclasses.fields(SweepOptions)]
-    func.__signature__ = inspect.Signature(params, return_annotation=inspect.signature(func).return_annotation)
-    func.__doc__ += "\n" + "\n".join(f"    ``{f.name}``: {f.metadata['help']}"
-                                     for f in dataclasses.fields(SweepOptions))
-    return func

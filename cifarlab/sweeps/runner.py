@@ -279,7 +279,7 @@ def worker_env(device: str | None, workers: int, storage_url: str) -> dict[str, 
 
 
 def _run_workers(spec: SweepSpec, sweep_dir: Path, storage_url: str, devices: list[str | None]) -> None:
-    options = dataclasses.replace(spec.options, out=str(sweep_dir))
+    options = dataclasses.replace(spec.options, out_dir=str(sweep_dir))
     command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *options.argv(), "--worker"]
     procs = [subprocess.Popen(command, env=worker_env(d, len(devices), storage_url)) for d in devices]
     try:
@@ -311,7 +311,7 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     opened, and checked to hold this sweep, before anything trains.
     """
     devices = worker_devices(spec.options)
-    sweep_dir = Path(spec.options.out) if spec.options.out is not None else Path("sweeps") / spec.name
+    sweep_dir = Path(spec.options.out_dir) if spec.options.out_dir is not None else Path("sweeps") / spec.name
     if spec.options.storage is None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
     storage_url = spec.options.storage or study_mod.default_storage(sweep_dir)
