@@ -28,7 +28,7 @@ from cifarlab.data import split_train_val, stratified_subset
 from cifarlab.data.augment import flip, random_crop
 from cifarlab.data.loader import normalize, to_device_images
 from cifarlab.devices import resolve_device, resolve_precision
-from cifarlab.evaluation.metrics import tta_logits
+from cifarlab.evaluation.inference import tta_logits
 from cifarlab.models.fast import FastNet
 from cifarlab.training.muon import Muon
 

@@ -8,7 +8,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cifarlab.data.loader import DeviceLoader
-from cifarlab.evaluation.metrics import predict_logits, report_from_logits, tta_logits
+from cifarlab.evaluation.inference import predict_logits, tta_logits
+from cifarlab.evaluation.metrics import report_from_logits
 
 
 class PixelProbe(nn.Module):

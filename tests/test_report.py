@@ -20,8 +20,9 @@ from cifarlab.cli import main
 from cifarlab.data import load_dataset
 from cifarlab.errors import ConfigError
 from cifarlab.evaluation.calibration import expected_calibration_error
-from cifarlab.evaluation.scores import confusion_matrix, per_class_scores, wilson_interval
-from cifarlab.reporting.html import report, run as run_report
+from cifarlab.evaluation.metrics import confusion_matrix, per_class_scores, wilson_interval
+from cifarlab.reporting.html import report
+from cifarlab.reporting.html import run as run_report
 from cifarlab.rundir import RunDir
 
 

@@ -83,15 +83,15 @@ def test_resolution_sets_the_training_image_side_per_epoch_and_evaluation_stays_
 
 
 def test_validation_without_test_time_views_keeps_them_for_the_test(tiny_imagefolder, tmp_path, monkeypatch):
-    from cifarlab.evaluation import metrics
+    from cifarlab.evaluation import inference
 
-    calls, original = [], metrics.tta_logits
+    calls, original = [], inference.tta_logits
 
     def spy(model, x, *, flip=False, translate=0):
         calls.append((len(x), flip, translate))
         return original(model, x, flip=flip, translate=translate)
 
-    monkeypatch.setattr(metrics, "tta_logits", spy)
+    monkeypatch.setattr(inference, "tta_logits", spy)
     cifarlab.train("fast-cpu", out_dir=tmp_path / "run", data=cifarlab.load_dataset(tiny_imagefolder),
                    train__epochs=1, train__val_tta=False, train__precision="fp32", **SMALL)
     assert calls == [(50, False, 0), (100, True, 1)]  # 50 validation images plain, 100 test images in six views

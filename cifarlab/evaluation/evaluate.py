@@ -10,7 +10,8 @@ from cifarlab.data.dataset import load_dataset
 from cifarlab.data.split import Splits, prepare_splits
 from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
-from cifarlab.evaluation.metrics import EvalReport, evaluate_split
+from cifarlab.evaluation.inference import evaluate_split
+from cifarlab.evaluation.metrics import EvalReport
 from cifarlab.models.weights import Trained, load_trained
 
 

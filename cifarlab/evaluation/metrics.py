@@ -1,21 +1,52 @@
-"""Evaluating a model on a split: logits with the run's views and precision, then accuracy, loss, confusion."""
+"""What predictions score: accuracy with its confidence interval, the confusion matrix, per-class precision, recall
+and F1, and :class:`EvalReport`, a split's accuracy, loss, calibration and confusion from the model's logits."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from cifarlab.config import Config
-from cifarlab.data.loader import DeviceLoader
-from cifarlab.data.split import Split
-from cifarlab.devices import resolve_precision
 from cifarlab.evaluation.calibration import expected_calibration_error
-from cifarlab.evaluation.scores import confusion_matrix, per_class_scores
 from cifarlab.formatting import percent, text_table
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score interval of ``correct / total`` (95% for the default ``z``).
+
+    Unlike the normal approximation it stays inside [0, 1] and is not empty at
+    0% or 100%, which matters for small test subsets. ``(nan, nan)`` for no images.
+    """
+    if total <= 0:
+        return math.nan, math.nan
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def confusion_matrix(labels: Any, predicted: Any, classes: int) -> np.ndarray:
+    """Counts, rows the true class and columns the predicted one."""
+    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    return np.bincount(labels * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+
+
+def per_class_scores(confusion: np.ndarray) -> list[dict[str, float]]:
+    """Precision, recall, F1 and support of each class from a confusion matrix (0 where undefined)."""
+    confusion = np.asarray(confusion)
+    hits = np.diag(confusion).astype(np.float64)
+    predicted, support = confusion.sum(0), confusion.sum(1)
+    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
+    recall = np.divide(hits, support, out=np.zeros_like(hits), where=support > 0)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(hits), where=total > 0)
+    return [{"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for p, r, f, s in zip(precision, recall, f1, support)]
 
 
 @dataclass
@@ -51,42 +82,6 @@ class EvalReport:
                         [[c, *map(str, row)] for c, row in zip(self.classes, self.confusion)], right=numbers)])
 
 
-def tta_logits(model: nn.Module, x: torch.Tensor, *, flip: bool = False, translate: int = 0) -> torch.Tensor:
-    """Float32 logits of ``model`` on a normalised batch, averaged over test-time views.
-
-    ``flip``: the mean over each image and its mirror image. ``translate``: half
-    the weight goes to the image itself, a quarter each to it shifted by
-    ``translate`` pixels up-left and down-right (reflect-padded), each of them
-    flip-averaged too when ``flip`` is on: airbench's six-view average.
-    """
-    def views(inputs: torch.Tensor) -> torch.Tensor:
-        logits = model(inputs).float()
-        return 0.5 * (logits + model(inputs.flip(3)).float()) if flip else logits
-
-    logits = views(x)
-    if translate:
-        h, w = x.shape[-2:]
-        padded = F.pad(x, (translate,) * 4, mode="reflect")
-        shifted = views(padded[..., :h, :w]) + views(padded[..., 2 * translate:, 2 * translate:])
-        logits = 0.5 * logits + 0.25 * shifted
-    return logits
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, loader: DeviceLoader, *, tta_flip: bool = False, tta_translate: int = 0,
-                   autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Float32 logits for every image of an unshuffled loader, in order, with :func:`tta_logits`' views."""
-    was_training = model.training
-    model.eval()
-    outputs = []
-    device_type = loader.images.device.type
-    for x, _ in loader:
-        with torch.autocast(device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            outputs.append(tta_logits(model, x, flip=tta_flip, translate=tta_translate))
-    model.train(was_training)
-    return torch.cat(outputs)
-
-
 def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequence[str], split: str) -> EvalReport:
     """Build an :class:`EvalReport` from logits and true labels."""
     labels = labels.to(logits.device)
@@ -98,29 +93,3 @@ def report_from_logits(logits: torch.Tensor, labels: torch.Tensor, classes: Sequ
                       loss=float(F.cross_entropy(logits, labels)) if len(labels) else float("nan"),
                       per_class=[s["recall"] for s in per_class_scores(confusion)],
                       confusion=confusion.tolist(), ece=expected_calibration_error(probs, labels), probs=probs)
-
-
-def split_logits(model: nn.Module, cfg: Config, images: torch.Tensor, device: torch.device,
-                 views: bool = True) -> torch.Tensor:
-    """Float32 logits of ``model`` for uint8 NCHW ``images`` on ``device``, as the run ``cfg`` evaluates.
-
-    With its normalisation, batch size, memory layout, precision and test-time
-    views, so the trainer, ``evaluate`` and ``predict`` all see the same numbers.
-    ``views=False``: the plain images only, without the test-time views.
-    """
-    unlabelled = torch.zeros(len(images), dtype=torch.long, device=images.device)  # the loader pairs every image
-    loader = DeviceLoader(images, unlabelled, cfg.train.eval_batch_size, mean=cfg.data.mean, std=cfg.data.std,
-                          channels_last=cfg.train.channels_last)
-    return predict_logits(model, loader, tta_flip=views and cfg.train.tta_flip,
-                          tta_translate=cfg.train.tta_translate if views else 0,
-                          autocast_dtype=resolve_precision(cfg.train.precision, device))
-
-
-def evaluate_split(model: nn.Module, cfg: Config, split: Split, device: torch.device,
-                   views: bool = True) -> EvalReport:
-    """Accuracy, loss, per-class accuracy, confusion matrix and probabilities of ``model`` on ``split``.
-
-    ``views=False`` skips the run's test-time views (see :func:`split_logits`).
-    """
-    logits = split_logits(model, cfg, split.images, device, views)
-    return report_from_logits(logits, split.labels, split.classes, split.name)

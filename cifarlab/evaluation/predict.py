@@ -13,7 +13,7 @@ from cifarlab.data.images import decode_image
 from cifarlab.data.loader import to_device_images
 from cifarlab.devices import resolve_device
 from cifarlab.errors import ConfigError
-from cifarlab.evaluation.metrics import split_logits
+from cifarlab.evaluation.inference import split_logits
 from cifarlab.models.weights import load_trained
 
 

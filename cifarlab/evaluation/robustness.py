@@ -22,7 +22,7 @@ from cifarlab.errors import ConfigError
 from cifarlab.evaluation.calibration import expected_calibration_error
 from cifarlab.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from cifarlab.evaluation.evaluate import load_run_splits
-from cifarlab.evaluation.metrics import split_logits
+from cifarlab.evaluation.inference import split_logits
 from cifarlab.formatting import duration, percent, text_table
 from cifarlab.rundir import RunDir
 from cifarlab.terminal import interactive

@@ -10,7 +10,7 @@ import torch.nn as nn
 from cifarlab.errors import ModelError
 from cifarlab.formatting import esc, fmt_shape, html_table, text_table
 from cifarlab.inspection.findings import Finding, design_warnings, failure_finding
-from cifarlab.inspection.sources import resolve_model
+from cifarlab.inspection.resolve import resolve_model
 from cifarlab.inspection.trace import LayerRow, count_params, trace
 from cifarlab.models.declarative import Residual
 

@@ -25,14 +25,15 @@ from cifarlab.config import Config
 from cifarlab.data.split import Split, Splits, prepare_splits
 from cifarlab.devices import resolve_device
 from cifarlab.errors import CifarlabError, ConfigError, DiskError
-from cifarlab.evaluation.metrics import EvalReport, evaluate_split
+from cifarlab.evaluation.inference import evaluate_split
+from cifarlab.evaluation.metrics import EvalReport
 from cifarlab.formatting import duration, percent
 from cifarlab.models.weights import save_weights
 from cifarlab.preemption import Interrupted, StopRequest, deferred_signals
 from cifarlab.rundir import RunDir, environment, new_run_dir, timestamp
 from cifarlab.terminal import interactive
 from cifarlab.training.checkpoint import TrainState, restore_checkpoint, save_checkpoint
-from cifarlab.training.progress import EtaClock
+from cifarlab.training.eta import EtaClock
 from cifarlab.training.setup import Setup, setup
 from cifarlab.training.tensorboard import TensorBoardLog, require_tensorboard
 

@@ -61,7 +61,7 @@ class RunView:
 
     def confusion(self) -> np.ndarray:
         """The test confusion matrix of the saved predictions (rows: true class)."""
-        from cifarlab.evaluation.scores import confusion_matrix
+        from cifarlab.evaluation.metrics import confusion_matrix
 
         return confusion_matrix(self.predictions["label"], self.predictions["probs"].argmax(1), len(self.classes))
 
@@ -126,7 +126,7 @@ def curves(view: RunView) -> str:
 
 def test_accuracy(view: RunView) -> str:
     """Test accuracy with its 95% Wilson interval."""
-    from cifarlab.evaluation.scores import wilson_interval
+    from cifarlab.evaluation.metrics import wilson_interval
 
     if view.predictions is not None:
         correct, total = int(view.correct().sum()), len(view.predictions["label"])
@@ -143,7 +143,7 @@ def test_accuracy(view: RunView) -> str:
 
 def per_class(view: RunView) -> str:
     """Precision, recall, F1 and support per class, sortable."""
-    from cifarlab.evaluation.scores import per_class_scores
+    from cifarlab.evaluation.metrics import per_class_scores
 
     if view.predictions is None:
         return _missing_predictions(view)

@@ -16,7 +16,7 @@ import cifarlab
 from cifarlab.preemption import Interrupted
 from cifarlab.rundir import RunDir
 from cifarlab.terminal import interactive
-from cifarlab.training.progress import EtaClock
+from cifarlab.training.eta import EtaClock
 
 # ../shared/writeup/README.md, "Results as reported": "Best accuracy: 84%" (its table's row 15).
 WRITEUP_BEST = 0.84
