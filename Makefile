@@ -2,6 +2,7 @@
 #   make train   train the seed preset on the shared CIFAR-10 copy when it is there, else on CIFAR-10
 #                downloaded into the cache (progress bar, MD5 check); creates .venv if missing
 #   make test    run the test suite (creates .venv if missing)
+#   make docs    build the documentation site into site/ with mkdocs build --strict (creates .venv if missing)
 PYTHON ?= python3
 VENV   ?= .venv
 SHARED_DATA ?= ../shared/data/cifar10-jpeg.tar.gz
@@ -9,7 +10,7 @@ DATA   ?= $(wildcard $(SHARED_DATA))
 TRAIN_ARGS ?=
 BIN     = $(VENV)/bin
 
-.PHONY: install train test clean
+.PHONY: install train test docs clean
 
 install: $(VENV)/.installed
 
@@ -18,7 +19,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[export,dev,postgres,dashboard,tensorboard]'
+	$(BIN)/python -m pip install --quiet -e '.[export,dev,postgres,dashboard,tensorboard,docs]'
 	touch $@
 
 train: install
@@ -27,5 +28,8 @@ train: install
 test: install
 	$(BIN)/python -m pytest -q
 
+docs: install
+	$(BIN)/python -m mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

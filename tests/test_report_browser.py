@@ -2,8 +2,8 @@
 
 Checks what only a browser can tell: no console errors, every picture decodes,
 and the runs table sorts when a column header is clicked. Screenshots of both
-pages go to ``$CIFARLAB_SCREENSHOTS`` when set (the README's come from there),
-else to the test's temporary folder.
+pages go to ``$CIFARLAB_SCREENSHOTS`` when set (those in ``docs/``, shown in the README and on the reports page,
+come from there), else to the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -13,38 +13,19 @@ from pathlib import Path
 
 import pytest
 import synthetic
+from chromium import console_errors, headless_chromium
 from report_fixtures import make_run, make_sweep
-from skips import require_module, skip_or_fail
 
 from cifarlab.reporting.html import report
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     """A headless Chromium that fetches nothing on its own, with its console log readable."""
-    for binary, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
-        if not Path(binary).is_file():
-            skip_or_fail(f"{binary} not installed (apt-get install {package}): the browser test needs it")
-    webdriver = require_module("selenium.webdriver", "dev")
-    from selenium.webdriver.chrome.service import Service
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # An explicit driver path: Selenium Manager would otherwise try to download one.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with headless_chromium(tmp_path_factory.mktemp("chromium-profile")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +47,7 @@ def _open(driver, page: Path) -> None:
 
 
 def _check_loaded(driver) -> None:
-    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    errors = console_errors(driver)
     assert errors == [], f"console errors: {errors}"
     images = driver.execute_script(
         "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
@@ -177,5 +158,4 @@ def test_the_sort_script_orders_numbers_percentages_text_and_puts_missing_values
     assert (header.get_attribute("data-dir"), labels()) == ("asc", _expected(column, reverse=False))
     header.click()
     assert (header.get_attribute("data-dir"), labels()) == ("desc", _expected(column, reverse=True))
-    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-    assert errors == []
+    assert console_errors(browser) == []

@@ -117,8 +117,8 @@ def test_flags_keywords_and_worker_argv_all_come_from_the_options_table(tmp_path
     from cifarlab.sweeps.options import add_arguments, from_args
 
     names = [f.name for f in dataclasses.fields(SweepOptions)]
-    # The options README's table documents for `cifarlab sweep` (less --dry-run and --json, which only the
-    # command line has) with the defaults it states, written here rather than read from SweepOptions.
+    # The options docs/sweeps.md's table documents for `cifarlab sweep` (less --dry-run, --no-probe and --json, which
+    # only the command line has) with the defaults it states, written here rather than read from SweepOptions.
     documented = {"data": None, "max_train_images": None, "max_test_images": None, "epochs": None,
                   "epochs_scale": None, "val_size": None, "repeats": None, "out_dir": None, "storage": None,
                   "workers": 1, "devices": None, "artifacts": None, "storage_patience": 300, "verbose": False}

@@ -10,8 +10,8 @@ images (JPEG q75 copy) with scikit-image 0.26, OpenCV 5.1 and scipy 1.17, checke
 stays: OpenCV filters defocus blur through a DFT (its kernel is 17x17), we sum directly, so values can differ
 by about 1e-15, which flipped no byte on those images. The noise comes from a seeded generator: the published
 distributions (the test compares them), byte-identical from run to run, but not the published files' draws.
-JPEG and pixelate depend on the Pillow/libjpeg version, as they did for the script. The README's robustness
-section has the full table.
+JPEG and pixelate depend on the Pillow/libjpeg version, as they did for the script. docs/reports.md
+("Robustness to common corruptions") has the full table.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the type). Unnamed layers get ``conv1, relu1, bn1, pool1, fc1, ...`` (numbered a
 network); a residual block's layers are its children (``res1.conv3``). An explicit ``in:`` on a
 linear layer is checked against the tracked shape. Every problem is a :class:`ModelError` naming
 the layer by position, type and name, e.g. ``layer 7 (linear fc1): in-features 4096 do not match
-the incoming 512x2x2=2048; in-features 2048 would fit``. The README shows the syntax in full.
+the incoming 512x2x2=2048; in-features 2048 would fit``. docs/networks.md shows the syntax in full.
 
 :data:`LAYERS` is the one table of layer types: each type's fields with their defaults, its
 default name stem and its builder. A new layer type is one builder and one row there.

@@ -1,4 +1,4 @@
-"""Sweep files (their format: README, "Sweep files"): a base config and a search space, parsed, validated and
+"""Sweep files (their format: docs/sweeps.md): a base config and a search space, parsed, validated and
 expanded into trials.
 
 A trial's config is composed in layers: the base, then ``fixed``, then the trial's own settings, then ``scale``
