@@ -54,7 +54,7 @@ def main() -> None:
     try:
         import onnxruntime as ort
 
-        from cifarlab.export.onnx import export_onnx
+        from cifarlab.exporting.onnx import export_onnx
     except ImportError:
         ort = None
     print(f"machine: {machine()}")

@@ -33,7 +33,7 @@ _API = {
     "collect_runs": "cifarlab.reporting",
     "report": "cifarlab.reporting.html",
     "inspect": "cifarlab.inspection",
-    "export": "cifarlab.export",
+    "export": "cifarlab.exporting",
 }
 _RENAMED = {"load_config": "load", "inspect": "inspect_model", "export": "export_model"}
 

@@ -54,17 +54,9 @@ def test_the_resolver_takes_a_submodule_over_the_package_attribute_of_its_name_a
     from cifarlab.evaluation import evaluate as module_or_function
 
     assert callable(module_or_function)
-    assert resolve("cifarlab.evaluation.evaluate.evaluate") is public_object("evaluate")
+    assert resolve("cifarlab.evaluation.evaluate.evaluate") is cifarlab.evaluate
     assert resolve("cifarlab.evaluation.evaluate").__name__ == "cifarlab.evaluation.evaluate"  # the module
-    assert resolve("cifarlab.training.trainer.train") is public_object("train")
-
-
-def public_object(name: str) -> object:
-    """``cifarlab.NAME`` as the package resolves it. Asked of the package's resolver, not ``getattr``: once
-    ``cifarlab.export`` the subpackage has been imported (``resolve`` below does), the attribute of that name is
-    the subpackage, not the ``export`` function, until the resolver has run."""
-    lazy = getattr(cifarlab, "__getattr__", None)
-    return lazy(name) if lazy is not None else getattr(cifarlab, name)
+    assert resolve("cifarlab.training.trainer.train") is cifarlab.train
 
 
 def test_every_public_name_is_documented_in_the_api_reference_under_its_public_spelling():
@@ -77,7 +69,7 @@ def test_every_public_name_is_documented_in_the_api_reference_under_its_public_s
     stale = sorted(h for h in headed if h.startswith("cifarlab.") and h.count(".") == 1 and h not in public)
     assert not stale, f"entries headed as public names that cifarlab.__all__ does not have: {stale}"
     wrong = {heading: identifier for heading, identifier in headed.items()
-             if heading in public and resolve(identifier) is not public_object(public[heading])}
+             if heading in public and resolve(identifier) is not getattr(cifarlab, public[heading])}
     assert not wrong, f"these entries document something other than the public name they are headed with: {wrong}"
 
 

@@ -11,12 +11,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import cifarlab.export.common as export_common
+import cifarlab.exporting.common as export_common
 from cifarlab.cli import main
 from cifarlab.config import load
 from cifarlab.errors import ModelError
-from cifarlab.export import MATLAB_OPS, export_model
-from cifarlab.export.onnx import _layer_of
+from cifarlab.exporting import MATLAB_OPS, export_model
+from cifarlab.exporting.onnx import _layer_of
 from cifarlab.models import build_model
 from cifarlab.models.weights import load_trained, save_weights
 

@@ -90,3 +90,10 @@ def test_using_a_trained_model_needs_nothing_from_training(package):
     offenders = {f"{m} imports {d}" for m, deps in _graph().items() if m.startswith(f"cifarlab.{package}")
                  for d in deps if d == "cifarlab.training" or d.startswith("cifarlab.training.")}
     assert not offenders, sorted(offenders)
+
+
+def test_no_public_name_is_also_a_subpackage():
+    # Importing cifarlab.NAME (the submodule) binds NAME on the package to the module, so cifarlab.NAME the
+    # function would become a module that cannot be called, depending on what was imported before.
+    shadowed = sorted(name for name in cifarlab.__all__ if f"cifarlab.{name}" in _graph())
+    assert not shadowed, shadowed

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export, verify and print the preprocessing and the op list."""
-    from cifarlab.export import export_model
+    from cifarlab.exporting import export_model
 
     result = export_model(args.path, format=args.format, opset=args.opset, out=args.out,
                           allow_any_op=args.allow_any_op)

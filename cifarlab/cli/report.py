@@ -9,7 +9,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``report`` sub-command."""
     p = sub.add_parser("report", help="write an HTML report of a run, a sweep or a folder of runs",
                        description="Write one self-contained HTML file (pictures inline, opens from disk without "
-                                   "network): for a run its curves, test accuracy with a 95%% interval, per-class "
+                                   "network): for a run its curves, test accuracy with a 95% interval, per-class "
                                    "scores, confusion matrix, calibration, most confident mistakes, robustness, "
                                    "config and environment; for a sweep or folder the sortable runs table, "
                                    "accuracy against each setting and the best learning curves.")

@@ -14,8 +14,8 @@ from typing import Sequence
 
 from cifarlab.formatting import duration
 
-# Presets whose accuracy a faster CPU preset matches: name -> the advice. fast-cpu: 84.42%
-# test accuracy in 135 s on a 2-core CPU (README), the seed write-up's best being 84%.
+# Presets whose accuracy a faster CPU preset matches: name -> the advice. fast-cpu: 84.27% mean
+# test accuracy in 81 s on a 2-core CPU (docs/training.md), the seed write-up's best being 84%.
 FASTER_ON_CPU = {
     "seed": "fast-cpu reaches the write-up's 84% test accuracy in about 2 minutes on 2 CPU cores: "
             "cifarlab train --preset fast-cpu",

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from cifarlab.errors import ModelError, first_line
-from cifarlab.export.common import ExportResult, check_parity, parity_batch
+from cifarlab.exporting.common import ExportResult, check_parity, parity_batch
 from cifarlab.fileio import atomic_path
 
 # ONNX operators that MATLAB's importNetworkFromONNX (Deep Learning Toolbox Converter for ONNX Model Format)

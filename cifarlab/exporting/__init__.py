@@ -1,6 +1,6 @@
 """Export trained models to ONNX (MATLAB, Netron, onnxruntime) or TorchScript, verified before the file appears.
 
->>> from cifarlab.export import export_model
+>>> from cifarlab.exporting import export_model
 >>> result = export_model("runs/seed-0")        # -> runs/seed-0/model.onnx, opset 14
 >>> print(result.describe())                    # parity, preprocessing, classes, ops
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cifarlab.errors import ModelError
-from cifarlab.export.common import PARITY_IMAGES, TOLERANCE, ExportResult, preprocessing_record
-from cifarlab.export.onnx import MATLAB_MAX_OPSET, MATLAB_OPS, check_opset, export_onnx
-from cifarlab.export.torchscript import export_torchscript
+from cifarlab.exporting.common import PARITY_IMAGES, TOLERANCE, ExportResult, preprocessing_record
+from cifarlab.exporting.onnx import MATLAB_MAX_OPSET, MATLAB_OPS, check_opset, export_onnx
+from cifarlab.exporting.torchscript import export_torchscript
 from cifarlab.models.weights import load_trained
 
 __all__ = ["MATLAB_MAX_OPSET", "MATLAB_OPS", "PARITY_IMAGES", "TOLERANCE", "ExportResult", "export_model",

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from cifarlab.errors import ModelError, first_line
-from cifarlab.export.common import ExportResult, check_parity, parity_batch
+from cifarlab.exporting.common import ExportResult, check_parity, parity_batch
 from cifarlab.fileio import write_bytes
 
 EXTRA_FILE = "cifarlab.json"  # read back with torch.jit.load(path, _extra_files={"cifarlab.json": ""})
