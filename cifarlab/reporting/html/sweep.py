@@ -15,27 +15,12 @@ from typing import Any, Callable
 
 from cifarlab.formatting import Cell, cell, esc, html_table
 from cifarlab.reporting.html.page import guarded, note, plotted, png_img, section
-from cifarlab.reporting.runs import (
-    aggregate_repeats,
-    best_row,
-    collect_runs,
-    columns_for,
-    describe_best,
-    is_repeated,
-    loss_trend,
-    sort_rows,
-)
+from cifarlab.reporting.runs import (aggregate_repeats, best_row, collect_runs, columns_for, describe_best,
+                                     is_repeated, loss_trend, sort_rows)
 from cifarlab.reporting.sweep_plots import plot_at_chance, plot_best_curves, plot_parameters, plot_trials
 from cifarlab.reporting.tables import ACCURACIES, cell_text, is_at_chance, legend
-from cifarlab.reporting.writeup import (
-    NOTE,
-    PAIR_COLUMNS,
-    agreement,
-    agreement_lines,
-    comparison_rows,
-    pair_cells,
-    plot_comparison,
-)
+from cifarlab.reporting.writeup import (NOTE, PAIR_COLUMNS, agreement, agreement_lines, comparison_rows, pair_cells,
+                                        plot_comparison)
 from cifarlab.rundir import RunDir
 
 
@@ -138,7 +123,7 @@ def writeup_comparison(view: RunsView) -> str:
     png = plotted(plot_comparison, view.rows)
     return (note(f"Test accuracies, {NOTE}.")
             + html_table(["label", "write-up accuracy", "our test accuracy (same row)", "difference"], rows,
-                    sortable=True)
+                         sortable=True)
             + (png_img(png, "write-up accuracy beside our test accuracy", "plot narrow") if png else ""))
 
 
