@@ -11,27 +11,29 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
-from cifarlab.errors import ConfigError
+from cifarlab.errors import ConfigError, did_you_mean
+from cifarlab.schema import FRACTION, NON_NEGATIVE, POSITIVE, Must, at_least, build, length, one_of
+
+THREE = length(3, "have 3 numbers")  # one per colour channel
+SIDES = Must(lambda sides: all(side >= 8 for side in sides), "list image sides of at least 8")
 
 
 @dataclass
 class AugmentConfig:
     """Batch-wise augmentations applied on the training device."""
 
-    crop_padding: int = 0  # random crop after padding by this many pixels (reflect); 0 = off
+    crop_padding: Annotated[int, NON_NEGATIVE] = 0  # random crop after padding by this many pixels (reflect); 0 = off
     flip: bool = False  # random horizontal flip
     flip_alternate: bool = False  # with flip: mirror each image in every other epoch from a random start (airbench)
-    cutout: int = 0  # side of a random square set to zero; 0 = off
+    cutout: Annotated[int, NON_NEGATIVE] = 0  # side of a random square set to zero; 0 = off
 
 
 @dataclass
@@ -39,11 +41,12 @@ class DataConfig:
     """Where the images come from and how they are split and normalised."""
 
     path: str | None = None  # official archive/folder, ImageFolder tree/archive, or None = download
-    val_size: int = 5000  # class-stratified validation images held out of the training set
-    max_train_images: int | None = None  # class-stratified subsample of the training split
-    max_test_images: int | None = None  # class-stratified subsample of the test set (quick CPU comparisons)
-    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    val_size: Annotated[int, NON_NEGATIVE] = 5000  # class-stratified validation images held out of the training set
+    max_train_images: Annotated[int, at_least(10)] | None = None  # class-stratified subsample of the training split
+    # class-stratified subsample of the test set (quick CPU comparisons)
+    max_test_images: Annotated[int, at_least(10)] | None = None
+    mean: Annotated[list[float], THREE] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: Annotated[list[Annotated[float, POSITIVE]], THREE] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -67,50 +70,53 @@ class OptimConfig:
     the decay term removes per step at full rate, in either group).
     """
 
-    name: str = "adam"  # adam | adamw | sgd | muon
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd, muon
+    name: Annotated[str, one_of("adam", "adamw", "sgd", "muon")] = "adam"
+    lr: Annotated[float, POSITIVE] = 5e-4
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
+    momentum: Annotated[float, FRACTION] = 0.9  # sgd, muon
     nesterov: bool = False  # sgd, muon
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam/adamw only
-    muon_lr: float = 0.1  # muon: step length of the filters' orthogonalised updates
-    muon_momentum: float = 0.6  # muon
-    head_lr: float | None = None  # muon: SGD rate of linear layers (default: lr)
+    betas: Annotated[list[float], length(2, "have 2 numbers")] = field(default_factory=lambda: [0.9, 0.999])  # adam(w)
+    muon_lr: Annotated[float, POSITIVE] = 0.1  # muon: step length of the filters' orthogonalised updates
+    muon_momentum: Annotated[float, FRACTION] = 0.6  # muon
+    head_lr: Annotated[float, POSITIVE] | None = None  # muon: SGD rate of linear layers (default: lr)
 
 
 @dataclass
 class ScheduleConfig:
     """Learning-rate schedule, evaluated per step as a multiplier of ``optim.lr``."""
 
-    name: str = "constant"  # constant | step | cosine | onecycle
-    warmup_epochs: float = 0.0  # linear warm-up from 0 (constant, step, cosine)
-    step_epochs: int = 10  # step: multiply by gamma every this many epochs
-    gamma: float = 0.1
-    peak: float = 0.25  # onecycle: fraction of training at which the peak is reached
-    final: float = 0.0  # cosine/onecycle: multiplier reached at the last step
+    name: Annotated[str, one_of("constant", "step", "cosine", "onecycle")] = "constant"
+    warmup_epochs: Annotated[float, NON_NEGATIVE] = 0.0  # linear warm-up from 0 (constant, step, cosine)
+    step_epochs: Annotated[int, POSITIVE] = 10  # step: multiply by gamma every this many epochs
+    gamma: Annotated[float, NON_NEGATIVE] = 0.1
+    peak: Annotated[float, FRACTION] = 0.25  # onecycle: fraction of training at which the peak is reached
+    final: Annotated[float, NON_NEGATIVE] = 0.0  # cosine/onecycle: multiplier reached at the last step
 
 
 @dataclass
 class TrainConfig:
     """The training loop."""
 
-    epochs: int = 20
-    batch_size: int = 60
-    label_smoothing: float = 0.0
-    grad_clip: float = 0.0  # max global grad norm; 0 = off
-    ema: float = 0.0  # decay of an exponential moving average of weights; 0 = off
+    epochs: Annotated[int, POSITIVE] = 20
+    batch_size: Annotated[int, POSITIVE] = 60
+    label_smoothing: Annotated[float, FRACTION] = 0.0
+    grad_clip: Annotated[float, NON_NEGATIVE] = 0.0  # max global grad norm; 0 = off
+    ema: Annotated[float, FRACTION] = 0.0  # decay of an exponential moving average of weights; 0 = off
     tta_flip: bool = False  # evaluate on the mean of the image and its mirror
-    tta_translate: int = 0  # also on the image shifted this many pixels up-left and down-right; 0 = off
+    # also on the image shifted this many pixels up-left and down-right; 0 = off
+    tta_translate: Annotated[int, NON_NEGATIVE] = 0
     # Side of the training images per epoch, the last repeating ([24, 32]: epoch 1 at 24x24, the rest at 32x32);
     # [] = as stored. Early epochs at a lower resolution cost less (progressive resizing); evaluation stays full size.
-    resolution: list[int] = field(default_factory=list)
-    val_every: int = 1  # validate after every N-th epoch and always after the last; 0 = only after the last
+    resolution: Annotated[list[int], SIDES] = field(default_factory=list)
+    # validate after every N-th epoch and always after the last; 0 = only after the last
+    val_every: Annotated[int, NON_NEGATIVE] = 1
     val_tta: bool = True  # validate with the test-time views; false = the plain images (cheaper; test keeps them)
     test_every_epoch: bool = False  # also log test accuracy per epoch (benchmarks; never used for selection)
-    eval_batch_size: int = 1000
-    log_every: int = 100  # the seed's "running loss every 100 mini-batches"
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 (autocast; CUDA or CPU) | auto (bf16 where the device computes it natively)
+    eval_batch_size: Annotated[int, POSITIVE] = 1000
+    log_every: Annotated[int, POSITIVE] = 100  # the seed's "running loss every 100 mini-batches"
+    device: Annotated[str, one_of("auto", "cpu", "cuda")] = "auto"
+    # bf16: autocast (CUDA or CPU); auto: bf16 where the device computes it natively
+    precision: Annotated[str, one_of("fp32", "bf16", "auto")] = "fp32"
     channels_last: bool = False
     compile: bool = False  # torch.compile the model (CUDA or CPU; the first steps pay for compiling)
     # TensorBoard event files in the run directory (loss, lr, accuracies, hparams); needs the tensorboard extra.
@@ -138,20 +144,6 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-_CHOICES = {
-    "optim.name": ("adam", "adamw", "sgd", "muon"),
-    "schedule.name": ("constant", "step", "cosine", "onecycle"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "train.precision": ("fp32", "bf16", "auto"),
-}
-_POSITIVE = ("optim.lr", "optim.muon_lr", "train.epochs", "train.batch_size", "train.eval_batch_size",
-             "train.log_every", "schedule.step_epochs")
-_NON_NEGATIVE = ("optim.weight_decay", "optim.momentum", "schedule.warmup_epochs", "schedule.gamma",
-                 "schedule.final", "train.grad_clip", "train.ema", "train.tta_translate", "train.val_every",
-                 "data.val_size", "data.augment.crop_padding", "data.augment.cutout")
-_FRACTIONS = ("train.label_smoothing", "train.ema", "schedule.peak", "optim.momentum", "optim.muon_momentum")
-
-
 # ---------------------------------------------------------------- presets
 
 
@@ -165,9 +157,8 @@ def preset_dict(name: str) -> dict[str, Any]:
     """The raw mapping of the shipped preset ``name``."""
     path = resources.files("cifarlab") / "presets" / f"{name}.yaml"
     if not path.is_file():
-        close = difflib.get_close_matches(name, list_presets(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown preset {name!r}{hint}; known presets: {', '.join(list_presets())}")
+        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, list_presets())}; "
+                          f"known presets: {', '.join(list_presets())}")
     return parse_yaml(path.read_text(), f"preset {name}")
 
 
@@ -260,8 +251,9 @@ def compose(
 
 def from_dict(raw: dict[str, Any], where: str = "config") -> Config:
     """Validate a raw nested mapping into a :class:`Config`; errors name ``where`` and the key."""
-    cfg = _build(Config, raw, where, prefix="")
-    validate(cfg, where)
+    cfg = build(Config, raw, where)
+    if cfg.data.augment.flip_alternate and not cfg.data.augment.flip:
+        raise ConfigError(f"{where}: key 'data.augment.flip_alternate' needs data.augment.flip: true")
     return cfg
 
 
@@ -287,108 +279,3 @@ def load(source: Config | dict[str, Any] | str | Path | None = None, **overrides
     if isinstance(source, Path) or str(source).endswith((".yaml", ".yml")):
         return compose(config_file=source, overrides=dotted)
     return compose(str(source), overrides=dotted)
-
-
-# ---------------------------------------------------------------- type checking
-
-
-def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: key '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
-        kwargs[key] = _coerce(hints[key], value, where, f"{prefix}{key}")
-    return cls(**kwargs)
-
-
-def _coerce(tp: Any, value: Any, where: str, key: str) -> Any:
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, prefix=f"{key}.")
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, where, key)
-    if tp is Any:
-        return value
-    if origin is list:
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: key '{key}' must be a list, got {value!r}")
-        return [_coerce(args[0], v, where, f"{key}[{i}]") for i, v in enumerate(value)] if args else value
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: key '{key}' must be a mapping, got {value!r}")
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: key '{key}' must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{where}: key '{key}' must be an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: key '{key}' must be a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: key '{key}' must be a string, got {value!r}")
-    raise TypeError(f"unsupported config type {tp!r} for {key}")
-
-
-def _get(cfg: Config, key: str) -> Any:
-    node: Any = cfg
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def validate(cfg: Config, where: str = "config") -> None:
-    """Range and choice checks that types alone cannot express."""
-    for key, choices in _CHOICES.items():
-        if _get(cfg, key) not in choices:
-            raise ConfigError(f"{where}: key '{key}' must be one of {', '.join(choices)}, got {_get(cfg, key)!r}")
-    for key in _POSITIVE:
-        if not _get(cfg, key) > 0:
-            raise ConfigError(f"{where}: key '{key}' must be positive, got {_get(cfg, key)!r}")
-    for key in _NON_NEGATIVE:
-        if _get(cfg, key) < 0:
-            raise ConfigError(f"{where}: key '{key}' must not be negative, got {_get(cfg, key)!r}")
-    for key in _FRACTIONS:
-        if not 0 <= _get(cfg, key) < 1:
-            raise ConfigError(f"{where}: key '{key}' must be in [0, 1), got {_get(cfg, key)!r}")
-    if cfg.optim.head_lr is not None and not cfg.optim.head_lr > 0:
-        raise ConfigError(f"{where}: key 'optim.head_lr' must be positive, got {cfg.optim.head_lr!r}")
-    for key in ("data.max_train_images", "data.max_test_images"):
-        if _get(cfg, key) is not None and _get(cfg, key) < 10:
-            raise ConfigError(f"{where}: key '{key}' must be at least 10, got {_get(cfg, key)}")
-    for key in ("data.mean", "data.std", "optim.betas"):
-        expected = 2 if key == "optim.betas" else 3
-        if len(_get(cfg, key)) != expected:
-            raise ConfigError(f"{where}: key '{key}' must have {expected} numbers, got {_get(cfg, key)!r}")
-    if any(side < 8 for side in cfg.train.resolution):
-        raise ConfigError(f"{where}: key 'train.resolution' must list image sides of at least 8, "
-                          f"got {cfg.train.resolution!r}")
-    if cfg.data.augment.flip_alternate and not cfg.data.augment.flip:
-        raise ConfigError(f"{where}: key 'data.augment.flip_alternate' needs data.augment.flip: true")
-    if any(s <= 0 for s in cfg.data.std):
-        raise ConfigError(f"{where}: key 'data.std' must be positive, got {cfg.data.std!r}")

@@ -5,14 +5,22 @@ Anything raised as a :class:`CifarlabError` is a problem with the user's input
 Any other exception is a bug and keeps its traceback.
 """
 
+import difflib
 import errno
 import os
+from collections.abc import Iterable
 
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for a one-line error."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def did_you_mean(name: object, known: Iterable[str], prefix: str = "") -> str:
+    """`` (did you mean 'prefix+x'?)``, ``x`` the entry of ``known`` closest to a misspelt ``name``; '' if none is."""
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" (did you mean '{prefix}{close[0]}'?)" if close else ""
 
 
 class CifarlabError(Exception):

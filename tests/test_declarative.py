@@ -86,10 +86,13 @@ def test_inline_config_with_residual_and_default_names():
 @pytest.mark.parametrize("layers, message", [
     ([{"convv": {"out": 8}}], "layer 1: unknown layer type 'convv' (did you mean 'conv'?)"),
     ([{"conv": {"kernel": 3}}], "layer 1 (conv conv1): missing field 'out'"),
-    ([{"conv": {"out": 8, "kernel": 3, "strid": 2}}], "layer 1 (conv conv1): unknown field 'strid'"),
-    ([{"conv": {"out": -8, "kernel": 3}}], "layer 1 (conv conv1): field 'out' must be >= 1, got -8"),
-    ([{"maxpool": {"kernel": 2, "padding": -1}}], "layer 1 (maxpool pool1): field 'padding' must be >= 0"),
-    ([{"dropout": {"p": float("nan")}}], "layer 1 (dropout dropout1): field 'p' must be in [0.0, 1.0], got nan"),
+    ([{"conv": {"out": 8, "kernel": 3, "strid": 2}}],
+     "layer 1 (conv conv1): unknown field 'strid' (did you mean 'stride'?); fields: out, kernel, stride, padding"),
+    ([{"conv": {"out": -8, "kernel": 3}}], "layer 1 (conv conv1): field 'out' must be positive, got -8"),
+    ([{"conv": {"out": 8, "kernel": [3, 3, 3]}}], "layer 1 (conv conv1): field 'kernel' must be an integer or [h, w]"),
+    ([{"maxpool": {"kernel": 2, "padding": -1}}], "layer 1 (maxpool pool1): field 'padding' must not be negative"),
+    ([{"dropout": {"p": float("nan")}}], "layer 1 (dropout dropout1): field 'p' must be in [0, 1], got nan"),
+    ([{"linear": {"out": 2, "in": True}}], "layer 1 (linear fc1): field 'in' must be an integer or null, got True"),
     ([{"conv": {"out": 8, "kernel": 40}}], "layer 1 (conv conv1): kernel 40x40 is larger than the incoming 32x32"),
     ([{"conv": {"out": 8, "kernel": 3}}, {"linear": {"out": 10}}],
      ("layer 2 (linear fc1): the incoming shape 8x30x30 is not flat; add '- flatten' before it "

@@ -57,22 +57,35 @@ def test_fast_whitening_decorrelates_patches():
     assert not model.whiten.weight.requires_grad
 
 
-def test_fast_refuses_bad_widths_and_training_epochs():
-    for bad in ("x", 0, True):
-        with pytest.raises(ModelError, match="model 'fast': width must be a positive number"):
-            create_model("fast", width=bad)
-    for bad in (-1, 1.5, "2", False):
-        with pytest.raises(ModelError, match="model 'fast': whiten_bias_epochs must be a whole number"):
-            create_model("fast", whiten_bias_epochs=bad)
-    for bad in ([16, 96], [16, 96, 0], [16, 96.0, 96], "16,96,96"):
-        with pytest.raises(ModelError, match="model 'fast': widths must list three channel counts"):
-            create_model("fast", widths=bad)
-    for bad in ([1, 2], [1, -1, None], [1, 2.5, None], 3):
-        with pytest.raises(ModelError, match="model 'fast': group_epochs must list three whole numbers"):
-            create_model("fast", group_epochs=bad)
-    with pytest.raises(ModelError, match="model 'fast': give width .* or widths .*, not both"):
-        create_model("fast", width=0.5, widths=[16, 80, 96])
+@pytest.mark.parametrize("args, message", [
+    ({"width": "x"}, "argument 'width' must be a number, got 'x'"),
+    ({"width": 0}, "argument 'width' must be positive, got 0.0"),
+    ({"width": True}, "argument 'width' must be a number, got True"),
+    ({"whiten_bias_epochs": -1}, "argument 'whiten_bias_epochs' must not be negative, got -1"),
+    ({"whiten_bias_epochs": 1.5}, "argument 'whiten_bias_epochs' must be an integer or null, got 1.5"),
+    ({"whiten_bias_epochs": "2"}, "argument 'whiten_bias_epochs' must be an integer or null, got '2'"),
+    ({"whiten_bias_epochs": False}, "argument 'whiten_bias_epochs' must be an integer or null, got False"),
+    ({"widths": [16, 96]}, "argument 'widths' must list three channel counts, one per group, got [16, 96]"),
+    ({"widths": [16, 96, 0]}, "argument 'widths[2]' must be positive, got 0"),
+    ({"widths": [16, 96.5, 96]}, "argument 'widths[1]' must be an integer, got 96.5"),
+    ({"widths": "16,96,96"}, "argument 'widths' must be a list or null, got '16,96,96'"),
+    ({"group_epochs": [1, 2]}, "argument 'group_epochs' must list three numbers of epochs or nulls, one per group, "
+                                 "got [1, 2]"),
+    ({"group_epochs": [1, -1, None]}, "argument 'group_epochs[1]' must not be negative, got -1"),
+    ({"group_epochs": [1, 2.5, None]}, "argument 'group_epochs[1]' must be an integer or null, got 2.5"),
+    ({"group_epochs": 3}, "argument 'group_epochs' must be a list or null, got 3"),
+    ({"width": 0.5, "widths": [16, 80, 96]}, "give width (0.5) or widths ([16, 80, 96]), not both"),
+])
+def test_fast_refuses_bad_widths_and_training_epochs(args, message):
+    with pytest.raises(ModelError) as info:
+        create_model("fast", **args)
+    assert str(info.value) == f"model 'fast': {message}"
+
+
+def test_fast_widths_and_training_epochs():
     assert [g[0].out_channels for g in create_model("fast", widths=[16, 80, 96]).groups] == [16, 80, 96]
+    # a whole number written as a float counts, as it does in a config
+    assert [g[0].out_channels for g in create_model("fast", widths=(16, 80.0, 96)).groups] == [16, 80, 96]
     model = create_model("fast", width=0.25, whiten_bias_epochs=2)
     trained = []
     for epoch in (1, 2, 3):
@@ -84,8 +97,13 @@ def test_fast_refuses_bad_widths_and_training_epochs():
 def test_unknown_model_and_bad_arguments_are_model_errors():
     with pytest.raises(ModelError, match="unknown model 'sed' \\(did you mean 'seed'\\?\\)"):
         create_model("sed")
-    with pytest.raises(ModelError, match="'seed'.*unexpected keyword argument 'widht'"):
+    with pytest.raises(ModelError, match=r"^model 'seed': unknown argument 'widht'; "
+                                         r"arguments: num_classes, dropout, batchnorm$"):
         create_model("seed", widht=2)
+    with pytest.raises(ModelError, match="^model 'seed': unknown argument 'conv'; "):  # the seed has five
+        create_model("seed", conv=4)
+    with pytest.raises(ModelError, match="^model 'seedlike': argument 'divisor' must be positive, got 0$"):
+        create_model("seedlike", divisor=0)
     assert {"seed", "resnet18", "fast"} <= set(list_models())
 
 

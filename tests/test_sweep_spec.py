@@ -58,22 +58,37 @@ def test_sampler_space_is_validated_at_both_ends(tmp_path, capsys):
 
 @pytest.mark.parametrize("change, message", [
     ({"fixed": {"optim.lrr": 1}}, "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
-    ({"search": {"grid": {}}}, "key 'search.grid' is empty"),
-    ({"search": {"grid": {"optim.lr": []}}}, "key 'search.grid.optim.lr' must be a non-empty list"),
+    ({"search": {"grid": {}}}, "key 'search.grid' must list each swept key with its values, got {}"),
+    ({"search": {"grid": {"optim.lr": []}}}, "key 'search.grid.optim.lr' must not be empty, got []"),
+    ({"search": {"grid": {"optim.lr": [1]}, "trials": 3}}, "unknown key 'search.trials'; keys of search: grid"),
+    ({"search": {"grid": {"optim.lr": [1]}, "runs": []}}, "key 'search' needs exactly one of grid, runs or sampler"),
+    ({"search": None}, "key 'search' must be a mapping, got None"),
     ({"search": {"grid": {"train.batch_size": ["big"]}}}, "key 'train.batch_size' must be an integer, got 'big'"),
     ({"search": {"runs": [{"label": "a", "set": {"optim.name": "rmsprop"}}]}}, "trial 'a': key 'optim.name' must be one of"),
-    ({"search": {"runs": [{"set": {}, "colour": 1}]}}, "unknown key 'search.runs[0].colour'"),
+    ({"search": {"runs": [{"set": {}, "colour": 1}]}},
+     "unknown key 'search.runs[0].colour'; keys of search.runs[0]: label, set, writeup_accuracy"),
+    ({"search": {"runs": [{"label": "a"}, {"label": "a"}]}}, "key 'search.runs[1].label': 'a' is used twice"),
+    ({"search": {"runs": [{"writeup_accuracy": 95}]}}, "key 'search.runs[0].writeup_accuracy' must be in [0, 1]"),
     ({"search": {"sampler": "tpe", "trials": 3, "space": {"optim.lr": {"float": [-1, 1]}}}},
      "key 'search.space.optim.lr': key 'optim.lr' must be positive"),
     ({"search": {"sampler": "grid", "trials": 3, "space": {"optim.lr": {"float": [1, 2]}}}},
      "key 'search.sampler' must be tpe or random"),
+    ({"search": {"sampler": "tpe", "trials": 3, "space": {"optim.lr": {"flaot": [1, 2]}}}},
+     "unknown key 'search.space.optim.lr.flaot' (did you mean 'search.space.optim.lr.float'?); "
+     "keys of search.space.optim.lr: float, int, choice, log"),
+    ({"search": {"sampler": "tpe", "trials": 3, "space": {"optim.lr": {"float": [2, 1]}}}},
+     "key 'search.space.optim.lr.float' must be [low, high] with low < high, got [2.0, 1.0]"),
+    ({"search": {"sampler": "tpe", "trials": 3, "space": {"optim.lr": {"float": [0, 1], "log": True}}}},
+     "key 'search.space.optim.lr.log' needs low > 0"),
+    ({"search": {"sampler": "tpe", "trials": 3}}, "missing key 'search.space'"),
     ({"search": {"sampler": "tpe", "trials": 0, "space": {"optim.lr": {"float": [1, 2]}}}},
-     "key 'search.trials' must be a positive integer"),
+     "key 'search.trials' must be positive, got 0"),
     ({"fixed": {"optim.lr": 0.1}}, "key 'optim.lr' is both in 'fixed' and searched"),
-    ({"repeats": 0}, "key 'repeats' must be a positive integer"),
+    ({"repeats": 0}, "key 'repeats' must be positive, got 0"),
     ({"metric": "test_acc"}, "key 'metric' must be val_acc"),
     ({"base": {"preset": "seed", "config": "x.yaml"}}, "key 'base' takes a preset or a config file, not both"),
-    ({"colour": "red"}, "unknown key 'colour'"),
+    ({"colour": "red"}, "unknown key 'colour'; keys: name, description, base, fixed, search, scale, repeats, pruner"),
+    ({"fixd": {}}, "unknown key 'fixd' (did you mean 'fixed'?)"),
     ({"fixed": {"data.val_size": 0}}, "data.val_size must be > 0"),
 ])
 def test_bad_sweep_files_fail_in_one_line_before_anything_runs(tmp_path, capsys, change, message):
@@ -185,7 +200,8 @@ def test_from_takes_the_other_files_keys_and_scale_comes_after_each_trials_own(t
 
 @pytest.mark.parametrize("child, message", [
     ({"from": "nowhere"}, "key 'from': nowhere: no such sweep file or shipped sweep"),
-    ({"from": "seed-table", "scale": {"model.args.divisor": 0}}, "divisor must be an integer >= 1"),
+    ({"from": "seed-table", "scale": {"model.args.divisor": 0}},
+     "model 'seedlike': argument 'divisor' must be positive, got 0"),
     ({"from": "seed-table", "scale": {"optim.lrr": 1}}, "scale: unknown key 'optim.lrr'"),
 ])
 def test_a_bad_from_or_scale_is_one_line_naming_the_file(tmp_path, capsys, child, message):
@@ -193,6 +209,13 @@ def test_a_bad_from_or_scale_is_one_line_naming_the_file(tmp_path, capsys, child
     assert main(["sweep", str(path), "--dry-run", "--no-probe"]) == 2
     err = capsys.readouterr().err.strip()
     assert "error: " in err and str(path) in err and message in err and len(err.splitlines()) == 1
+
+
+def test_a_fault_in_the_file_named_by_from_names_that_file(tmp_path):
+    parent = _write(tmp_path, {**GRID, "repeats": 0}, "parent.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_sweep(_write(tmp_path, {"from": "parent.yaml"}, "child.yaml"))
+    assert str(info.value) == f"{parent.resolve()}: key 'repeats' must be positive, got 0"
 
 
 def test_from_a_file_that_itself_takes_from_is_refused(tmp_path):

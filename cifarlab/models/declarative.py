@@ -8,25 +8,27 @@ linear layer is checked against the tracked shape. Every problem is a :class:`Mo
 the layer by position, type and name, e.g. ``layer 7 (linear fc1): in-features 4096 do not match
 the incoming 512x2x2=2048; in-features 2048 would fit``. docs/networks.md shows the syntax in full.
 
-:data:`LAYERS` is the one table of layer types: each type's fields with their defaults, its
-default name stem and its builder. A new layer type is one builder and one row there.
+:data:`LAYERS` is the one table of layer types: each type's default name stem and its builder, whose
+keyword parameters are the type's fields, with their defaults and annotated checks (:mod:`cifarlab.schema`).
+A new layer type is one builder and one row there.
 """
 
 from __future__ import annotations
 
-import difflib
+import functools
 import math
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import torch
 import torch.nn as nn
 
-from cifarlab.errors import ModelError
+from cifarlab.errors import ModelError, did_you_mean
 from cifarlab.formatting import fmt_shape
+from cifarlab.schema import NON_NEGATIVE, POSITIVE, UNIT, Must, build
 
 Shape = tuple[int, ...]
 
@@ -49,53 +51,23 @@ class ShapeError:
         return self.message
 
 
-# ---------------------------------------------------------------- field readers
-Reader = Callable[[Any, str, str], Any]  # (value, where, field name) -> the value as the builders use it
+# ---------------------------------------------------------------- field types
 
 
-def _check(ok: bool, where: str, key: str, must: str, value: Any) -> None:
-    if not ok:
-        raise ModelError(f"{where}: field '{key}' must be {must}, got {value!r}")
+def _hw(value: Any) -> tuple:
+    """An integer or [h, w] as (h, w)."""
+    return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
-def _int(minimum: int) -> Reader:
-    def read(value: Any, where: str, key: str) -> int:
-        _check(type(value) is int, where, key, "an integer", value)
-        _check(value >= minimum, where, key, f">= {minimum}", value)
-        return value
-    return read
+def _pair(rule: Must) -> Any:
+    """The annotation of an integer-or-[h, w] field whose sides meet ``rule``; builders read it with :func:`_hw`."""
+    sides = Must(lambda v: len(_hw(v)) == 2 and all(type(s) is int for s in _hw(v)), "be an integer or [h, w]")
+    return Annotated[Any, sides, Must(lambda v: all(rule.test(s) for s in _hw(v)), rule.what)]
 
 
-def _pair(minimum: int) -> Reader:
-    def read(value: Any, where: str, key: str) -> tuple[int, int]:
-        vals = tuple(value) if isinstance(value, (list, tuple)) else (value, value)
-        _check(len(vals) == 2 and all(type(v) is int for v in vals), where, key, "an integer or [h, w]", value)
-        _check(min(vals) >= minimum, where, key, f">= {minimum}", value)
-        return vals
-    return read
-
-
-def _num(lo: float, hi: float = math.inf) -> Reader:
-    def read(value: Any, where: str, key: str) -> float:
-        _check(isinstance(value, (int, float)) and not isinstance(value, bool), where, key, "a number", value)
-        _check(lo <= value <= hi, where, key, f"in [{lo}, {hi}]" if hi < math.inf else f">= {lo}", value)  # NaN fails
-        return float(value)
-    return read
-
-
-def _bool(value: Any, where: str, key: str) -> bool:
-    _check(isinstance(value, bool), where, key, "true or false", value)
-    return value
-
-
-REQUIRED = object()  # the default of a field that must be given
-
-
-class Field(NamedTuple):
-    """One field of a layer type: its reader and default (as read; None when the builder derives it)."""
-
-    read: Reader
-    default: Any = REQUIRED
+Count = Annotated[int, POSITIVE]
+Pair = _pair(POSITIVE)
+Padding = _pair(NON_NEGATIVE)
 
 
 # ---------------------------------------------------------------- building
@@ -133,16 +105,18 @@ class Layer:
         return c, h, w
 
 
-Builder = Callable[[dict[str, Any], Layer], tuple[nn.Module, Shape]]  # (checked fields, layer) -> (module, out shape)
+# (layer, /, **checked fields) -> (module, out shape); its keyword parameters are the layer type's fields
+Builder = Callable[..., tuple[nn.Module, Shape]]
 
 
 def _out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
     return max((size + 2 * p - d * (k - 1) - 1) // s + 1, 1)
 
 
-def _conv(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+def _conv(x: Layer, /, out: Count, kernel: Pair, stride: Pair = 1, padding: Padding = 0, groups: Count = 1,
+          bias: bool = True, dilation: Pair = 1) -> tuple[nn.Module, Shape]:
     c, h, w = x.image()
-    out, groups, (kh, kw), (ph, pw), (dh, dw) = f["out"], f["groups"], f["kernel"], f["padding"], f["dilation"]
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(_hw, (kernel, stride, padding, dilation))
     message = f"groups {groups} must divide in-channels {c} and out-channels {out}"
     if out % groups:
         raise ModelError(f"{x.where}: {message}")
@@ -151,17 +125,15 @@ def _conv(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
         c += -c % groups  # the nearest in-channels the groups allow: the layer builds, the trace stops there
     if dh * (kh - 1) + 1 > h + 2 * ph or dw * (kw - 1) + 1 > w + 2 * pw:
         x.mismatch(f"kernel {kh}x{kw} is larger than the incoming {h}x{w} (padding {ph}x{pw})")
-    (sh, sw) = f["stride"]
     module = nn.Conv2d(c, out, (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups,
-                       bias=f["bias"])
+                       bias=bias)
     return module, (out, _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw))
 
 
 def _pool(cls: type[nn.Module]) -> Builder:
-    def build(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+    def build(x: Layer, /, kernel: Pair = 2, stride: Pair = None, padding: Padding = 0) -> tuple[nn.Module, Shape]:
         c, h, w = x.image()
-        (kh, kw), (ph, pw) = f["kernel"], f["padding"]
-        sh, sw = f["stride"] or f["kernel"]
+        (kh, kw), (sh, sw), (ph, pw) = _hw(kernel), _hw(stride or kernel), _hw(padding)
         if ph * 2 > kh or pw * 2 > kw:
             raise ModelError(f"{x.where}: padding {ph}x{pw} must be at most half the kernel {kh}x{kw}")
         if kh > h + 2 * ph or kw > w + 2 * pw:
@@ -172,41 +144,52 @@ def _pool(cls: type[nn.Module]) -> Builder:
 
 
 def _adaptive_pool(cls: type[nn.Module]) -> Builder:
-    return lambda f, x: (cls(f["size"]), (x.image()[0], *f["size"]))
+    def build(x: Layer, /, size: Pair = 1) -> tuple[nn.Module, Shape]:
+        return cls(_hw(size)), (x.image()[0], *_hw(size))
+    return build
 
 
 def _same_shape(cls: type[nn.Module]) -> Builder:
-    """A layer that keeps its input's shape (activations, dropout); its fields are ``cls``'s arguments, in order."""
-    return lambda f, x: (cls(*f.values()), x.shape)
+    """A layer without fields that keeps its input's shape (an activation)."""
+    return lambda x, /: (cls(), x.shape)
 
 
-def _batchnorm(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+def _leakyrelu(x: Layer, /, slope: Annotated[float, NON_NEGATIVE] = 0.01) -> tuple[nn.Module, Shape]:
+    return nn.LeakyReLU(slope), x.shape
+
+
+def _dropout(x: Layer, /, p: Annotated[float, UNIT] = 0.5) -> tuple[nn.Module, Shape]:
+    return nn.Dropout(p), x.shape
+
+
+def _batchnorm(x: Layer, /, eps: Annotated[float, NON_NEGATIVE] = 1e-5,
+               momentum: Annotated[float, UNIT] = 0.1) -> tuple[nn.Module, Shape]:
     if len(x.shape) not in (1, 3):
         x.mismatch(f"needs CxHxW or features input, got {x.desc}")
     cls = nn.BatchNorm2d if len(x.shape) == 3 else nn.BatchNorm1d
-    return cls(x.shape[0], eps=f["eps"], momentum=f["momentum"]), x.shape
+    return cls(x.shape[0], eps=eps, momentum=momentum), x.shape
 
 
-def _flatten(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+def _flatten(x: Layer, /) -> tuple[nn.Module, Shape]:
     n = math.prod(x.shape)
     if len(x.shape) > 1:
         x.out_desc = f"{fmt_shape(x.shape)}={n}"  # later messages show where the features came from
     return nn.Flatten(), (n,)
 
 
-def _linear(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
+def _linear(x: Layer, /, out: Count, in_: Count | None = None, bias: bool = True) -> tuple[nn.Module, Shape]:
     n = math.prod(x.shape)
     if len(x.shape) != 1:
         x.mismatch(f"the incoming shape {fmt_shape(x.shape)} is not flat; add '- flatten' before it "
                    f"(then in-features {n} would fit)")
-    cin = f["in"] if f["in"] is not None else n
+    cin = in_ if in_ is not None else n
     if cin != n:
         x.mismatch(f"in-features {cin} do not match the incoming {x.desc}; in-features {n} would fit")
-    return nn.Linear(cin, f["out"], bias=f["bias"]), (f["out"],)
+    return nn.Linear(cin, out, bias=bias), (out,)
 
 
-def _residual(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
-    body, shape = x.build.layers(f["layers"], x.shape, x.desc, parent=x)
+def _residual(x: Layer, /, layers: Any) -> tuple[nn.Module, Shape]:
+    body, shape = x.build.layers(layers, x.shape, x.desc, parent=x)  # the body is checked as it is built
     if shape != x.shape:
         x.mismatch(f"the residual body changes the shape from {fmt_shape(x.shape)} to {fmt_shape(shape)}; "
                    "it must keep it")
@@ -214,38 +197,30 @@ def _residual(f: dict[str, Any], x: Layer) -> tuple[nn.Module, Shape]:
 
 
 class LayerType(NamedTuple):
-    """One row of :data:`LAYERS`: fields (in the order messages list them), default name stem, builder."""
+    """One row of :data:`LAYERS`: default name stem and builder, whose keyword parameters are the type's fields."""
 
-    fields: dict[str, Field]
     stem: str
     build: Builder
 
 
-_POOL = {"kernel": Field(_pair(1), (2, 2)), "stride": Field(_pair(1), None), "padding": Field(_pair(0), (0, 0))}
-_ADAPTIVE = {"size": Field(_pair(1), (1, 1))}
-_BIAS = Field(_bool, True)
-
 LAYERS: dict[str, LayerType] = {
-    "conv": LayerType({"out": Field(_int(1)), "kernel": Field(_pair(1)), "stride": Field(_pair(1), (1, 1)),
-                       "padding": Field(_pair(0), (0, 0)), "groups": Field(_int(1), 1), "bias": _BIAS,
-                       "dilation": Field(_pair(1), (1, 1))}, "conv", _conv),
-    "relu": LayerType({}, "relu", _same_shape(nn.ReLU)),
-    "gelu": LayerType({}, "gelu", _same_shape(nn.GELU)),
-    "silu": LayerType({}, "silu", _same_shape(nn.SiLU)),
-    "sigmoid": LayerType({}, "sigmoid", _same_shape(nn.Sigmoid)),
-    "tanh": LayerType({}, "tanh", _same_shape(nn.Tanh)),
-    "identity": LayerType({}, "identity", _same_shape(nn.Identity)),
-    "leakyrelu": LayerType({"slope": Field(_num(0.0), 0.01)}, "leakyrelu", _same_shape(nn.LeakyReLU)),
-    "batchnorm": LayerType({"eps": Field(_num(0.0), 1e-5), "momentum": Field(_num(0.0, 1.0), 0.1)}, "bn", _batchnorm),
-    "maxpool": LayerType(_POOL, "pool", _pool(nn.MaxPool2d)),
-    "avgpool": LayerType(_POOL, "pool", _pool(nn.AvgPool2d)),
-    "adaptiveavgpool": LayerType(_ADAPTIVE, "pool", _adaptive_pool(nn.AdaptiveAvgPool2d)),
-    "adaptivemaxpool": LayerType(_ADAPTIVE, "pool", _adaptive_pool(nn.AdaptiveMaxPool2d)),
-    "dropout": LayerType({"p": Field(_num(0.0, 1.0), 0.5)}, "dropout", _same_shape(nn.Dropout)),
-    "flatten": LayerType({}, "flatten", _flatten),
-    "linear": LayerType({"out": Field(_int(1)), "in": Field(_int(1), None), "bias": _BIAS}, "fc", _linear),
-    # The body is checked when the block builds it.
-    "residual": LayerType({"layers": Field(lambda value, where, key: value)}, "res", _residual),
+    "conv": LayerType("conv", _conv),
+    "relu": LayerType("relu", _same_shape(nn.ReLU)),
+    "gelu": LayerType("gelu", _same_shape(nn.GELU)),
+    "silu": LayerType("silu", _same_shape(nn.SiLU)),
+    "sigmoid": LayerType("sigmoid", _same_shape(nn.Sigmoid)),
+    "tanh": LayerType("tanh", _same_shape(nn.Tanh)),
+    "identity": LayerType("identity", _same_shape(nn.Identity)),
+    "leakyrelu": LayerType("leakyrelu", _leakyrelu),
+    "batchnorm": LayerType("bn", _batchnorm),
+    "maxpool": LayerType("pool", _pool(nn.MaxPool2d)),
+    "avgpool": LayerType("pool", _pool(nn.AvgPool2d)),
+    "adaptiveavgpool": LayerType("pool", _adaptive_pool(nn.AdaptiveAvgPool2d)),
+    "adaptivemaxpool": LayerType("pool", _adaptive_pool(nn.AdaptiveMaxPool2d)),
+    "dropout": LayerType("dropout", _dropout),
+    "flatten": LayerType("flatten", _flatten),
+    "linear": LayerType("fc", _linear),
+    "residual": LayerType("res", _residual),
 }
 
 
@@ -270,24 +245,11 @@ def _parse_entry(entry: Any, pos: str) -> tuple[str, dict[str, Any], str | None]
     fields = dict(fields)
     name = fields.pop("name", name)
     if kind not in LAYERS:
-        close = difflib.get_close_matches(kind, LAYERS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(f"layer {pos}: unknown layer type {kind!r}{hint}; known: {', '.join(LAYERS)}")
+        raise ModelError(f"layer {pos}: unknown layer type {kind!r}{did_you_mean(kind, LAYERS)}; "
+                         f"known: {', '.join(LAYERS)}")
     if name is not None and not isinstance(name, str):
         raise ModelError(f"layer {pos} ({kind}): name must be a string, got {name!r}")
     return kind, fields, name
-
-
-def _read_fields(spec: LayerType, given: dict[str, Any], where: str) -> dict[str, Any]:
-    """Every field of ``spec``, checked: the given value, else the default."""
-    for key in given:
-        if key not in spec.fields:
-            raise ModelError(f"{where}: unknown field {key!r} (fields: {', '.join(spec.fields) or 'none'})")
-    for key, fld in spec.fields.items():
-        if fld.default is REQUIRED and key not in given:
-            raise ModelError(f"{where}: missing field {key!r}")
-    return {key: fld.read(given[key], where, key) if key in given else fld.default
-            for key, fld in spec.fields.items()}
 
 
 @dataclass
@@ -319,7 +281,8 @@ class _Build:
                 raise ModelError(f"{where}: the name {name!r} is already used or not a valid name")
             self.used.add(name)
             layer = Layer(shape, desc, where, pos, f"{parent.qualname}.{name}" if parent else name, self)
-            modules[name], shape = spec.build(_read_fields(spec, given, where), layer)
+            modules[name], shape = build(functools.partial(spec.build, layer), given, where, error=ModelError,
+                                         noun="field")
             desc = layer.out_desc or fmt_shape(shape)
         return modules, shape
 

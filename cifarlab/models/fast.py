@@ -16,6 +16,7 @@ so its epochs cost less: on a 2-core CPU the 16-96-96 network's step costs 0.58 
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Annotated
 
 import torch
 import torch.nn as nn
@@ -23,10 +24,10 @@ import torch.nn.functional as F
 
 from cifarlab.errors import ModelError
 from cifarlab.models.registry import register_model
+from cifarlab.schema import NON_NEGATIVE, POSITIVE, length
 
-
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_THREE_WIDTHS = length(3, "list three channel counts, one per group")
+_THREE_EPOCHS = length(3, "list three numbers of epochs or nulls, one per group")
 
 
 def _conv(cin: int, cout: int) -> nn.Conv2d:
@@ -52,25 +53,13 @@ def _group(cin: int, cout: int, bn_momentum: float) -> nn.Sequential:
 class FastNet(nn.Module):
     """Whitening stem, three conv groups, global max-pool, scaled linear head; ``width`` scales 64-256-256."""
 
-    def __init__(self, width: float = 1.0, num_classes: int = 10, bn_momentum: float = 0.4,
-                 whiten_bias_epochs: int | None = None, widths: list[int] | None = None,
-                 group_epochs: list[int | None] | None = None):
+    def __init__(self, width: Annotated[float, POSITIVE] = 1.0, num_classes: Annotated[int, POSITIVE] = 10,
+                 bn_momentum: float = 0.4, whiten_bias_epochs: Annotated[int, NON_NEGATIVE] | None = None,
+                 widths: Annotated[list[Annotated[int, POSITIVE]], _THREE_WIDTHS] | None = None,
+                 group_epochs: Annotated[list[Annotated[int, NON_NEGATIVE] | None], _THREE_EPOCHS] | None = None):
         super().__init__()
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
-            raise ModelError(f"model 'fast': width must be a positive number, got {width!r}")
-        if widths is not None and not (isinstance(widths, (list, tuple)) and len(widths) == 3
-                                       and all(_whole(w) and w >= 1 for w in widths)):
-            raise ModelError(f"model 'fast': widths must list three channel counts (one per group), got {widths!r}")
         if widths is not None and width != 1.0:
             raise ModelError(f"model 'fast': give width ({width!r}) or widths ({widths!r}), not both")
-        if whiten_bias_epochs is not None and not (_whole(whiten_bias_epochs) and whiten_bias_epochs >= 0):
-            raise ModelError(f"model 'fast': whiten_bias_epochs must be a whole number of epochs (0 or more) or null, "
-                             f"got {whiten_bias_epochs!r}")
-        group_epochs = list(group_epochs) if isinstance(group_epochs, (list, tuple)) else group_epochs
-        if group_epochs is not None and not (isinstance(group_epochs, list) and len(group_epochs) == 3 and all(
-                n is None or (_whole(n) and n >= 0) for n in group_epochs)):
-            raise ModelError(f"model 'fast': group_epochs must list three whole numbers of epochs (0 or more) or "
-                             f"nulls, one per group, got {group_epochs!r}")
         self.whiten_bias_epochs = whiten_bias_epochs
         self.group_epochs = group_epochs or [None] * 3
         widths = [24] + (list(widths) if widths is not None  # 24: the whitening filters

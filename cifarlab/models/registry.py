@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import difflib
-import inspect
 from typing import Callable
 
 import torch.nn as nn
 
-from cifarlab.errors import ModelError
+from cifarlab.errors import ModelError, did_you_mean
+from cifarlab.schema import build
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a model factory under ``name``."""
+    """Decorator: register a model factory under ``name``.
+
+    The factory's parameter annotations are what :func:`create_model` checks its arguments against
+    (:mod:`cifarlab.schema`), so a bad argument is a one-line :class:`ModelError`.
+    """
 
     def decorator(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
@@ -31,14 +34,8 @@ def list_models() -> list[str]:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build the registered model ``name`` with factory keyword arguments ``kwargs``."""
+    """Build the registered model ``name`` with factory keyword arguments ``kwargs``, each checked first."""
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(list_models())}")
-    factory = _REGISTRY[name]
-    try:
-        inspect.signature(factory).bind(**kwargs)
-    except TypeError as exc:
-        raise ModelError(f"model {name!r}: {exc}") from None
-    return factory(**kwargs)
+        raise ModelError(f"unknown model {name!r}{did_you_mean(name, _REGISTRY)}; "
+                         f"known models: {', '.join(list_models())}")
+    return build(_REGISTRY[name], kwargs, f"model {name!r}", error=ModelError, noun="argument")

@@ -16,22 +16,21 @@ state_dict, same outputs):
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch.nn as nn
 
-from cifarlab.errors import ModelError
 from cifarlab.models.declarative import build_from_layers
 from cifarlab.models.registry import register_model
+from cifarlab.schema import FRACTION, POSITIVE
+
+Count = Annotated[int, POSITIVE]
 
 
-def seedlike_layers(conv: int = 5, fc: int = 3, width: int = 32, dropout: float = 0.2,
-                    batchnorm: bool = True, num_classes: int = 10, divisor: int = 1) -> list:
-    """The layer list (declarative syntax) of ``seedlike(...)``."""
-    for key, value, lo in (("conv", conv, 1), ("fc", fc, 1), ("width", width, 1), ("num_classes", num_classes, 1),
-                           ("divisor", divisor, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise ModelError(f"model 'seedlike': {key} must be an integer >= {lo}, got {value!r}")
-    if not 0 <= dropout < 1:
-        raise ModelError(f"model 'seedlike': dropout must be in [0, 1), got {dropout!r}")
+@register_model("seedlike")
+def seedlike(conv: Count = 5, fc: Count = 3, width: Count = 32, dropout: Annotated[float, FRACTION] = 0.2,
+             batchnorm: bool = True, num_classes: Count = 10, divisor: Count = 1) -> nn.Sequential:
+    """The seed's pattern with ``conv`` conv layers and ``fc`` linear layers (see the module doc)."""
     layers: list = []
     for i in range(1, conv + 1):
         if i == conv and dropout > 0:
@@ -48,11 +47,4 @@ def seedlike_layers(conv: int = 5, fc: int = 3, width: int = 32, dropout: float 
         layers.append({"linear": {"out": max(512 // 2 ** (j - 1), 16)}, "name": f"fc{j}"})
         layers.append({"relu": {}, "name": f"relu_fc{j}"})
     layers.append({"linear": {"out": num_classes}, "name": f"fc{fc}"})
-    return layers
-
-
-@register_model("seedlike")
-def seedlike(conv: int = 5, fc: int = 3, width: int = 32, dropout: float = 0.2, batchnorm: bool = True,
-             num_classes: int = 10, divisor: int = 1) -> nn.Module:
-    """The seed's pattern with ``conv`` conv layers and ``fc`` linear layers (see the module doc)."""
-    return build_from_layers(seedlike_layers(conv, fc, width, dropout, batchnorm, num_classes, divisor))
+    return build_from_layers(layers)

@@ -17,17 +17,15 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 
 from cifarlab import config as config_mod
 from cifarlab.config import Config
 from cifarlab.errors import ConfigError, ModelError
+from cifarlab.schema import NOT_EMPTY, POSITIVE, UNIT, Must, build, one_of
 from cifarlab.sweeps.options import SweepOptions
-
-_TOP_KEYS = ("name", "description", "from", "base", "fixed", "search", "scale", "repeats", "pruner", "metric")
-_SAMPLERS = ("tpe", "random")
 
 
 @dataclass
@@ -130,6 +128,64 @@ def resolve_sweep_file(path_or_name: str | Path) -> Path:
     raise ConfigError(f"{path_or_name}: no such sweep file or shipped sweep (shipped: {', '.join(list_sweeps())})")
 
 
+_VAL_ACC = "be val_acc (trials are never selected on the test set)"
+
+
+@dataclass
+class _Base:
+    preset: str | None = None
+    config: str | None = None  # relative to the file that gives ``base``
+
+
+@dataclass(kw_only=True)
+class _SweepFile:
+    """A sweep file's keys (docs/sweeps.md); ``from`` is resolved before."""
+
+    name: Annotated[str, Must(lambda v: v and "/" not in v, "be a non-empty string without '/'")] | None = None
+    description: Any = None
+    base: _Base = field(default_factory=_Base)
+    fixed: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any]  # checked by _parse_search, as its keys depend on its kind
+    scale: dict[str, Any] = field(default_factory=dict)
+    repeats: Annotated[int, POSITIVE] = 1
+    pruner: Annotated[str, one_of("none", "median")] = "none"
+    metric: Annotated[str, Must(lambda v: v == "val_acc", _VAL_ACC)] = "val_acc"
+
+
+@dataclass
+class _Run:
+    label: Any = None  # default: the slug of its settings
+    set: dict[str, Any] = field(default_factory=dict)
+    writeup_accuracy: Annotated[float, UNIT] | None = None
+
+
+@dataclass
+class _Grid:
+    grid: Annotated[dict[str, Annotated[list[Any], NOT_EMPTY]], Must(len, "list each swept key with its values")]
+
+
+@dataclass
+class _Runs:
+    runs: Annotated[list[_Run], NOT_EMPTY]
+
+
+@dataclass
+class _Sampler:
+    sampler: Annotated[str, one_of("tpe", "random")]
+    trials: Annotated[int, POSITIVE]
+    space: Annotated[dict[str, Any], NOT_EMPTY]
+
+
+_LOW_HIGH = Must(lambda v: len(v) == 2 and v[0] < v[1], "be [low, high] with low < high")
+
+
+def _distribution(float: Annotated[list[float], _LOW_HIGH] | None = None,
+                  int: Annotated[list[int], _LOW_HIGH] | None = None,
+                  choice: Annotated[list[Any], NOT_EMPTY] | None = None, log: bool = False) -> None:
+    """The keys of one ``search.space`` entry, checked only: the sampler and the plan's fingerprint keep the file's
+    own values (``float: [1, 2]`` stays integers)."""
+
+
 def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) -> SweepSpec:
     """Parse a sweep file (or shipped sweep name), expand its trials and validate every one."""
     knobs = options or SweepOptions()
@@ -137,87 +193,48 @@ def load_sweep(path_or_name: str | Path, options: SweepOptions | None = None) ->
         raise ConfigError("--epochs and --epochs-scale both set the epochs; give one")
     if knobs.epochs_scale is not None and not knobs.epochs_scale > 0:
         raise ConfigError(f"--epochs-scale must be positive, got {knobs.epochs_scale}")
+    if knobs.repeats is not None and (type(knobs.repeats) is not int or knobs.repeats < 1):
+        raise ConfigError(f"--repeats must be a positive integer, got {knobs.repeats!r}")
     path = resolve_sweep_file(path_or_name)
     where = str(path)
-    raw, folder = _read_with_parent(path, where)
-    preset, config_file = _base(raw.get("base", {}), where, folder)
-    repeats = raw.get("repeats", 1) if knobs.repeats is None else knobs.repeats
-    if not _is_int(repeats) or repeats < 1:
-        source = "--repeats" if knobs.repeats is not None else f"{where}: key 'repeats'"
-        raise ConfigError(f"{source} must be a positive integer, got {repeats!r}")
-    pruner = raw.get("pruner", "none")
-    _must(pruner in ("none", "median"), where, "pruner", "none or median", pruner)
-    metric = raw.get("metric", "val_acc")
-    _must(metric == "val_acc", where, "metric", "val_acc (trials are never selected on the test set)", metric)
-    name = raw.get("name", path.stem)
-    _must(isinstance(name, str) and name and "/" not in name, where, "name", "a non-empty string without '/'", name)
-    spec = SweepSpec(name=name, source=where, preset=preset, config_file=config_file,
-                     fixed=_mapping(raw.get("fixed", {}), where, "fixed"), kind="", options=knobs,
-                     scale=_mapping(raw.get("scale", {}), where, "scale"), repeats=repeats, pruner=pruner)
+    file, folder = _read_with_parent(path, where)
+    preset, config_file = file.base.preset, file.base.config
+    if preset is not None and config_file is not None:
+        raise ConfigError(f"{where}: key 'base' takes a preset or a config file, not both")
+    if config_file is not None:
+        config_file = str((folder / config_file).resolve())
+    spec = SweepSpec(name=file.name or path.stem, source=where, preset=preset, config_file=config_file,
+                     fixed=file.fixed, kind="", options=knobs, scale=file.scale, pruner=file.pruner,
+                     repeats=file.repeats if knobs.repeats is None else knobs.repeats)
     config_mod.compose(preset, config_file)  # a broken base is reported as itself, naming its file or preset
     _check(spec, "command line " + " ".join(knobs.argv(plan_only=True)), knobs.overrides(), layered=False)
     _check(spec, f"{where}: fixed", spec.fixed, layered=False)
     _check(spec, f"{where}: scale", spec.scale, layered=False)
-    _parse_search(spec, _mapping(raw.get("search"), where, "search"), where)
+    _parse_search(spec, file.search, where)
     _validate(spec, where)
     return spec
 
 
-def _read_with_parent(path: Path, where: str) -> tuple[dict[str, Any], Path]:
+def _read_with_parent(path: Path, where: str) -> tuple[_SweepFile, Path]:
     """The file's keys over those of the sweep it names in ``from`` (one level; not its name or description), and
     the folder that the base's ``config`` path is relative to (that of the file that gave ``base``)."""
-    hint = f"(sweep keys: {', '.join(_TOP_KEYS)})"
     raw = config_mod.parse_yaml(path.read_text(), where)
-    _known(raw, _TOP_KEYS, where, "", hint)
     if "from" not in raw:
-        return raw, path.parent
+        return build(_SweepFile, raw, where), path.parent
     name = raw.pop("from")
-    _must(isinstance(name, str) and name, where, "from", "a sweep file or shipped sweep", name)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: key 'from' must be a sweep file or shipped sweep, got {name!r}")
     try:
         parent_path = resolve_sweep_file(path.parent / name if (path.parent / name).is_file() else name)
     except ConfigError as exc:
         raise ConfigError(f"{where}: key 'from': {exc}") from None
     parent = config_mod.parse_yaml(parent_path.read_text(), str(parent_path))
-    _known(parent, _TOP_KEYS, str(parent_path), "", hint)
     if "from" in parent:
         raise ConfigError(f"{where}: key 'from': {parent_path} takes its keys from another sweep in turn; "
                           "name that one")
+    build(_SweepFile, parent, str(parent_path))  # a fault in the parent is reported as its own
     inherited = {key: value for key, value in parent.items() if key not in ("name", "description")}
-    return inherited | raw, path.parent if "base" in raw else parent_path.parent
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _must(ok: Any, where: str, key: str, what: str, value: Any) -> None:
-    """A ConfigError naming the file and key unless ``ok``."""
-    if not ok:
-        raise ConfigError(f"{where}: key '{key}' must be {what}, got {value!r}")
-
-
-def _mapping(value: Any, where: str, key: str) -> dict[str, Any]:
-    _must(isinstance(value, dict), where, key, "a mapping", value)
-    return value
-
-
-def _known(mapping: dict[str, Any], allowed: tuple[str, ...], where: str, prefix: str, hint: str) -> None:
-    """A ConfigError naming the first key of ``mapping`` that is not ``allowed``."""
-    unknown = next((key for key in mapping if key not in allowed), None)
-    if unknown is not None:
-        raise ConfigError(f"{where}: unknown key '{prefix}{unknown}' {hint}")
-
-
-def _base(base: Any, where: str, folder: Path) -> tuple[str | None, str | None]:
-    _known(_mapping(base, where, "base"), ("preset", "config"), where, "base.", "(use preset or config)")
-    if "preset" in base and "config" in base:
-        raise ConfigError(f"{where}: key 'base' takes a preset or a config file, not both")
-    preset, config_file = base.get("preset"), base.get("config")
-    _must(preset is None or isinstance(preset, str), where, "base.preset", "a preset name", preset)
-    if config_file is not None:
-        _must(isinstance(config_file, str), where, "base.config", "a file path", config_file)
-        config_file = str((folder / config_file).resolve())
-    return preset, config_file
+    return build(_SweepFile, inherited | raw, where), path.parent if "base" in raw else parent_path.parent
 
 
 def slug(overrides: dict[str, Any], short_floats: bool = False) -> str:
@@ -232,19 +249,30 @@ def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
     kinds = [k for k in ("grid", "runs", "sampler") if k in search]
     if len(kinds) != 1:
         raise ConfigError(f"{where}: key 'search' needs exactly one of grid, runs or sampler")
-    allowed = ("sampler", "trials", "space") if kinds[0] == "sampler" else kinds
-    _known(search, allowed, where, "search.", f"beside search.{kinds[0]}")
-    if kinds[0] == "sampler":
-        spec.kind = search["sampler"]
-        _must(spec.kind in _SAMPLERS, where, "search.sampler", "tpe or random", spec.kind)
-        spec.space = _parse_space(_mapping(search.get("space"), where, "search.space"), where)
-        spec.budget = search.get("trials")
-        _must(_is_int(spec.budget) and spec.budget >= 1, where, "search.trials", "a positive integer", spec.budget)
+    parsed = build({"grid": _Grid, "runs": _Runs, "sampler": _Sampler}[kinds[0]], search, where, "search.")
+    spec.kind = kinds[0]
+    if spec.kind == "sampler":
+        spec.kind, spec.budget, spec.space = parsed.sampler, parsed.trials, search["space"]
+        for key, dist in spec.space.items():
+            at = f"search.space.{key}"
+            build(_distribution, dist, where, f"{at}.")
+            given = [k for k in ("float", "int", "choice") if k in dist]
+            if len(given) != 1:
+                raise ConfigError(f"{where}: key '{at}' needs exactly one of float, int, choice")
+            if dist.get("log") and given[0] != "choice" and dist[given[0]][0] <= 0:
+                raise ConfigError(f"{where}: key '{at}.log' needs low > 0")
         if spec.repeats > 1:
             raise ConfigError(f"{where}: key 'repeats' applies to a grid or runs; a sampler draws each point once")
         return
-    spec.kind = kinds[0]
-    configs = _expand_grid(search["grid"], where) if spec.kind == "grid" else _expand_runs(search["runs"], where)
+    if spec.kind == "grid":
+        configs = [(slug(c), c, None) for c in (dict(zip(parsed.grid, combo))
+                                                for combo in itertools.product(*parsed.grid.values()))]
+    else:
+        configs = [(str(run.label or slug(run.set)), run.set, run.writeup_accuracy) for run in parsed.runs]
+        labels = [label for label, _, _ in configs]
+        for i, label in enumerate(labels):
+            if label in labels[:i]:
+                raise ConfigError(f"{where}: key 'search.runs[{i}].label': {label!r} is used twice")
     for label, overrides, accuracy in configs:
         seed = _check(spec, f"{where}: trial '{label}'", overrides).train.seed
         for r in range(spec.repeats):
@@ -253,58 +281,6 @@ def _parse_search(spec: SweepSpec, search: dict[str, Any], where: str) -> None:
                 own["train.seed"] = seed + r
             run_label = f"{label}-seed{own['train.seed']}" if spec.repeats > 1 else label
             spec.trials.append(Trial(len(spec.trials), run_label, label, own, accuracy))
-
-
-def _expand_grid(grid: Any, where: str) -> list[tuple[str, dict[str, Any], None]]:
-    grid = _mapping(grid, where, "search.grid")
-    if not grid:
-        raise ConfigError(f"{where}: key 'search.grid' is empty: give each swept key a list of values")
-    for key, values in grid.items():
-        _must(isinstance(values, list) and values, where, f"search.grid.{key}", "a non-empty list of values", values)
-    combos = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
-    return [(slug(c), c, None) for c in combos]
-
-
-def _expand_runs(runs: Any, where: str) -> list[tuple[str, dict[str, Any], float | None]]:
-    if not isinstance(runs, list) or not runs:
-        raise ConfigError(f"{where}: key 'search.runs' must be a non-empty list of runs")
-    out, labels = [], set()
-    for i, run in enumerate(runs):
-        run = _mapping(run, where, f"search.runs[{i}]")
-        _known(run, ("label", "set", "writeup_accuracy"), where, f"search.runs[{i}].",
-               "(use label, set, writeup_accuracy)")
-        overrides = _mapping(run.get("set", {}), where, f"search.runs[{i}].set")
-        label = str(run.get("label") or slug(overrides))
-        if label in labels:
-            raise ConfigError(f"{where}: key 'search.runs[{i}].label': {label!r} is used twice")
-        labels.add(label)
-        accuracy = run.get("writeup_accuracy")
-        _must(accuracy is None or isinstance(accuracy, (int, float)) and 0 <= accuracy <= 1, where,
-              f"search.runs[{i}].writeup_accuracy", "a fraction in [0, 1] or null", accuracy)
-        out.append((label, overrides, accuracy))
-    return out
-
-
-def _parse_space(space: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
-    if not space:
-        raise ConfigError(f"{where}: key 'search.space' is empty")
-    for key, dist in space.items():
-        at = f"search.space.{key}"
-        dist = _mapping(dist, where, at)
-        kinds = [k for k in ("float", "int", "choice") if k in dist]
-        if len(kinds) != 1:
-            raise ConfigError(f"{where}: key '{at}' needs exactly one of float, int, choice")
-        kind, values = kinds[0], dist[kinds[0]]
-        _known(dist, (kind, "log"), where, f"{at}.", f"(use {kind} and log)")
-        if kind == "choice":
-            _must(isinstance(values, list) and values, where, f"{at}.choice", "a non-empty list", values)
-            continue
-        number = _is_int if kind == "int" else (lambda v: _is_int(v) or isinstance(v, float))
-        _must(isinstance(values, list) and len(values) == 2 and all(number(v) for v in values)
-              and values[0] < values[1], where, f"{at}.{kind}", f"[low, high] {kind}s with low < high", values)
-        if not isinstance(dist.get("log", False), bool) or (dist.get("log") and values[0] <= 0):
-            raise ConfigError(f"{where}: key '{at}.log' must be true or false, and true needs low > 0")
-    return space
 
 
 def _validate(spec: SweepSpec, where: str) -> None:
