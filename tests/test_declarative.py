@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from itertools import pairwise
 
 import pytest
 import torch
@@ -36,22 +37,25 @@ def test_seed_spec_matches_registered_seed():
     seed = create_model("seed").eval()
     _randomize_bn(seed)
     spec = build_from_layers(_seed_spec()).eval()
-    assert _params(spec) == _params(seed) == 2_753_546
-    assert list(spec.state_dict()) == list(seed.state_dict())
+    assert _params(spec) == _params(seed) == 2_753_546  # stated in ../shared/writeup/README.md
+    assert [(n, str(m)) for n, m in spec.named_children()] == [(n, str(m)) for n, m in seed.named_children()]
+    assert [(k, v.shape) for k, v in spec.state_dict().items()] == [(k, v.shape) for k, v in seed.state_dict().items()]
     spec.load_state_dict(seed.state_dict())
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(spec(x), seed(x))
 
 
-def test_seedlike_default_is_the_seed():
-    seed = create_model("seed").eval()
-    like = create_model("seedlike").eval()
-    assert [(k, v.shape) for k, v in like.state_dict().items()] == [(k, v.shape) for k, v in seed.state_dict().items()]
-    like.load_state_dict(seed.state_dict())
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(like(x), seed(x))
+def test_seed_loads_checkpoints_written_before_it_was_seedlike():
+    """The keys and shapes, in order, that the seed saved as a class of its own (models/seed.py until 6c5b4f5)."""
+    expected = {}
+    for i, (cin, cout) in enumerate(pairwise([3, 32, 64, 128, 256, 512]), start=1):
+        expected |= {f"conv{i}.weight": (cout, cin, 3, 3), f"conv{i}.bias": (cout,)}
+        expected |= {f"bn{i}.{k}": (cout,) for k in ("weight", "bias", "running_mean", "running_var")}
+        expected[f"bn{i}.num_batches_tracked"] = ()
+    for j, (fin, fout) in enumerate(pairwise([512 * 2 * 2, 512, 256, 10]), start=1):
+        expected |= {f"fc{j}.weight": (fout, fin), f"fc{j}.bias": (fout,)}
+    assert [(k, tuple(v.shape)) for k, v in create_model("seed").state_dict().items()] == list(expected.items())
 
 
 def test_seedlike_grows_and_shrinks():

@@ -97,8 +97,8 @@ def test_fast_widths_and_training_epochs():
 def test_unknown_model_and_bad_arguments_are_model_errors():
     with pytest.raises(ModelError, match="unknown model 'sed' \\(did you mean 'seed'\\?\\)"):
         create_model("sed")
-    with pytest.raises(ModelError, match=r"^model 'seed': unknown argument 'widht'; "
-                                         r"arguments: num_classes, dropout, batchnorm$"):
+    with pytest.raises(ModelError, match=r"^model 'seed': unknown argument 'widht' \(did you mean 'width'\?\); "
+                                         r"arguments: width, dropout, batchnorm, num_classes, divisor$"):
         create_model("seed", widht=2)
     with pytest.raises(ModelError, match="^model 'seed': unknown argument 'conv'; "):  # the seed has five
         create_model("seed", conv=4)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from cifarlab.models import fast, resnet, seed, seedlike  # noqa: F401  (registration side effect)
+from cifarlab.models import fast, resnet, seedlike  # noqa: F401  (registration side effect)
 from cifarlab.models.declarative import build_from_layers
 from cifarlab.models.registry import create_model, list_models, register_model
 

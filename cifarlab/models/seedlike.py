@@ -1,14 +1,16 @@
-"""``seedlike``: the seed network's family, grown or shrunk along its own pattern.
+"""``seedlike``: the seed network's family, grown or shrunk along its own pattern; ``seed`` is ``seedlike(5, 3)``.
 
-Growth rule (``seedlike(conv=5, fc=3)`` is the seed exactly: same layer names, same shapes, interchangeable
-state_dict, same outputs):
+The seed is the student write-up's CNN: five 3x3 convolutions (the second with stride 2), each followed by ReLU
+then BatchNorm, dropout before the fifth, a fixed 2x2 adaptive average pool and three linear layers; 2,753,546
+trainable parameters. ``create_model("seed", dropout=0)`` and ``batchnorm=False`` give its ablations. Growth rule:
 
 * conv layer ``i`` (1-based) has ``min(width * 2**(i-1), 512) // divisor`` output channels (``divisor`` shrinks every
   conv layer alike, the 512 cap included, as a laptop-scale screen does), a 3x3 kernel with padding 1,
   stride 2 at conv 2 only (so 32x32 inputs stay at 16x16 from conv 2 on, however many conv layers there are),
   then ReLU, then BatchNorm (when ``batchnorm``). Names ``conv{i}``, ``relu{i}``, ``bn{i}``.
 * ``dropout`` (when > 0) sits right before the last conv layer, named ``dropout``.
-* then ``pool`` (adaptive average pool to 2x2) and ``flatten``.
+* then ``pool`` (adaptive average pool to 2x2) and ``flatten`` (``nn.Flatten``, not ``view``: it keeps the ONNX
+  export free of the Shape/Gather/Reshape chains that older MATLAB importers reject).
 * ``fc`` linear layers: the first takes ``last_channels * 4`` features; hidden layer ``j`` has
   ``max(512 // 2**(j-1), 16)`` outputs (512, 256, 128, ...), each followed by ``relu_fc{j}``; the last maps to
   ``num_classes``. Names ``fc{j}``.
@@ -16,6 +18,7 @@ state_dict, same outputs):
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 import torch.nn as nn
@@ -48,3 +51,6 @@ def seedlike(conv: Count = 5, fc: Count = 3, width: Count = 32, dropout: Annotat
         layers.append({"relu": {}, "name": f"relu_fc{j}"})
     layers.append({"linear": {"out": num_classes}, "name": f"fc{fc}"})
     return build_from_layers(layers)
+
+
+register_model("seed")(functools.partial(seedlike, 5, 3))
