@@ -29,7 +29,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 docs: install
-	$(BIN)/python -m mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict  # the warning: Material's notice about MkDocs 2
 
 clean:
 	rm -rf $(VENV) build site *.egg-info
