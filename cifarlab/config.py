@@ -123,6 +123,14 @@ class TrainConfig:
     tensorboard: bool = False
     seed: int = 0
 
+    def validates(self, epoch: int) -> bool:
+        """Whether ``epoch`` (from 1) ends with a validation pass: every ``val_every``-th one and the last."""
+        return epoch == self.epochs or (self.val_every > 0 and epoch % self.val_every == 0)
+
+    def views(self) -> int:
+        """Forward passes per image of the test-time views (``evaluation.inference.tta_logits``)."""
+        return (2 if self.tta_flip else 1) * (3 if self.tta_translate else 1)
+
 
 @dataclass
 class Config:

@@ -104,3 +104,15 @@ def test_config_round_trips_through_yaml():
 
     cfg = c.compose("seed", overrides=["optim.lr=0.01", "model.args={dropout: 0.0}"])
     assert c.from_dict(yaml.safe_load(cfg.to_yaml())) == cfg
+
+
+@pytest.mark.parametrize("epochs, val_every, validated", [(5, 1, [1, 2, 3, 4, 5]), (5, 2, [2, 4, 5]),
+                                                          (4, 2, [2, 4]), (5, 0, [5])])
+def test_validated_epochs_are_every_nth_and_the_last(epochs, val_every, validated):
+    train = c.TrainConfig(epochs=epochs, val_every=val_every)
+    assert [e for e in range(1, epochs + 1) if train.validates(e)] == validated
+
+
+def test_test_time_views_per_image():  # the image, its mirror, and both shifted: airbench's six views
+    assert [c.TrainConfig(tta_flip=f, tta_translate=t).views() for f, t in [(False, 0), (True, 0), (False, 2),
+                                                                          (True, 2)]] == [1, 2, 3, 6]

@@ -239,3 +239,5 @@ def test_dry_run_prints_each_trials_training_compute_and_a_measured_time(tmp_pat
     assert main(["sweep", str(_write(tmp_path, spec)), "--dry-run", "--no-probe", "--json"]) == 0
     cost = json.loads(capsys.readouterr().out)["cost"]
     assert cost["train_flops"] == pytest.approx(4 * 6 * 516_736 * 500 * 2) and cost["seconds"] is None
+    # 1,000 validation images after each of the 2 epochs, then all 10,000 test images, one view each
+    assert [t["eval_views"] for t in cost["trials"]] == [12_000] * 4

@@ -43,20 +43,14 @@ class TrialCost:
         return 6.0 * self.macs * self.train_images * self.epochs
 
 
-def _views(flip: bool, translate: int) -> int:
-    """Forward passes per image of test-time augmentation (evaluation.metrics.tta_logits)."""
-    return (2 if flip else 1) * (3 if translate else 1)
-
-
 def _counts(cfg: Config) -> tuple[int, int, int]:
     """Training images, epochs and evaluated image-views of a trial's config."""
     train = TRAIN_IMAGES - cfg.data.val_size
     if cfg.data.max_train_images is not None:
         train = min(train, cfg.data.max_train_images)
     epochs = cfg.train.epochs
-    validated = sum(1 for e in range(1, epochs + 1) if e == epochs or (cfg.train.val_every > 0
-                                                                          and e % cfg.train.val_every == 0))
-    tta = _views(cfg.train.tta_flip, cfg.train.tta_translate)
+    validated = sum(map(cfg.train.validates, range(1, epochs + 1)))
+    tta = cfg.train.views()
     test = min(TEST_IMAGES, cfg.data.max_test_images or TEST_IMAGES)
     val_views = tta if cfg.train.val_tta else 1
     return train, epochs, cfg.data.val_size * validated * val_views + test * tta

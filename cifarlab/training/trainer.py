@@ -145,8 +145,7 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
         state.train_seconds += seconds
         if state.first_epoch_seconds is None:
             state.first_epoch_seconds = seconds
-        validate = splits.val is not None and (epoch == cfg.train.epochs or (
-            cfg.train.val_every > 0 and epoch % cfg.train.val_every == 0))
+        validate = splits.val is not None and cfg.train.validates(epoch)
         val = _evaluate(cfg, run, splits.val, state, views=cfg.train.val_tta) if validate else None
         test_acc = test_seconds = None
         if cfg.train.test_every_epoch:  # timed apart: a benchmark subtracts what a plain run would not spend
