@@ -20,7 +20,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import cifarlab
-import cifarlab.training.trainer
+import cifarlab.training.setup
 from cifarlab.cli import main
 from cifarlab.config import load
 from cifarlab.errors import ConfigError, ModelError
@@ -163,8 +163,8 @@ def test_sigkill_then_resume_from_the_cli(tiny_imagefolder, tmp_path):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tiny_imagefolder, tmp_path, monkeypatch):
     data = cifarlab.load_dataset(tiny_imagefolder)
     built = []
-    real_build = cifarlab.training.trainer.build_model
-    monkeypatch.setattr("cifarlab.training.trainer.build_model", lambda cfg: built.append(real_build(cfg))
+    real_build = cifarlab.training.setup.build_model
+    monkeypatch.setattr("cifarlab.training.setup.build_model", lambda cfg: built.append(real_build(cfg))
                         or built[-1])
     saved = {}
 
