@@ -8,7 +8,9 @@ once, and a stopped trial must resume from its checkpoint in the shared ``--arti
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -53,7 +55,10 @@ def test_the_readme_cluster_lines_have_the_placeholders_the_tests_fill():
     assert _from_readme(table, **{"$URL": "u"})[3:] == ["runs", "--storage", "u"]
 
 
-def _grid(epochs: int) -> dict:
+def _grid(epochs: int | list[int]) -> dict:
+    """4 trials of ``epochs`` each, or one trial per entry of a list of 4."""
+    if isinstance(epochs, list):
+        return {"name": "tiny", "base": {"preset": "seed"}, "fixed": TINY, "search": {"grid": {"train.epochs": epochs}}}
     return {"name": "tiny", "base": {"preset": "seed"}, "fixed": {**TINY, "train.epochs": epochs},
             "search": {"grid": {"optim.lr": [0.003, 0.0003], "optim.name": ["adam", "sgd"]}}}
 
@@ -61,7 +66,7 @@ def _grid(epochs: int) -> dict:
 class Array:
     """A sweep submitted as a 2-task array with the README's command, and what the tests look at."""
 
-    def __init__(self, cluster, tmp_path: Path, data: Path, url: str, epochs: int):
+    def __init__(self, cluster, tmp_path: Path, data: Path, url: str, epochs: int | list[int]):
         self.cluster, self.url, self.folder = cluster, url, tmp_path
         (tmp_path / "my-sweep.yaml").write_text(yaml.safe_dump(_grid(epochs)))
         self.artifacts = tmp_path / "shared"
@@ -84,16 +89,18 @@ class Array:
         except KeyError:  # no task has created it yet
             return []
 
-    def checkpointed_trial(self, index: int) -> Path:
-        """The run directory of task ``index``'s running trial, once its first epoch is checkpointed."""
+    def checkpointed_trial(self, index: int | None = None) -> tuple[Path, int]:
+        """The run directory of the trial that task ``index`` (default: slot 0's task) runs, once its first epoch
+        is checkpointed, and the task's index."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            running = [t for t in self.trials() if t.state == TrialState.RUNNING
-                       and t.user_attrs.get("slurm_task") == self.task(index) and "run_dir" in t.user_attrs]
+            running = [t for t in self.trials() if t.state == TrialState.RUNNING and "run_dir" in t.user_attrs
+                       and (t.user_attrs.get("slurm_task") == self.task(index) if index is not None
+                            else t.user_attrs["slot"] == 0)]
             if running and (Path(running[0].user_attrs["run_dir"]) / "checkpoint.safetensors").exists():
-                return Path(running[0].user_attrs["run_dir"])
+                return Path(running[0].user_attrs["run_dir"]), int(running[0].user_attrs["slurm_task"].split("_")[1])
             time.sleep(0.05 if running else 0.3)
-        raise AssertionError(f"task {self.task(index)} checkpointed no trial within 120 s:\n{self.logs()}")
+        raise AssertionError(f"task {index} checkpointed no trial within 120 s:\n{self.logs()}")
 
     def wait(self, seconds: float = 300) -> None:
         """Until every task of the array has left the queue."""
@@ -158,32 +165,38 @@ def test_a_two_task_array_completes_every_trial_once(slurm_cluster, pg_url, tiny
 def test_sigterm_checkpoints_requeues_the_task_and_the_trial_resumes(slurm_cluster, pg_url, tiny_imagefolder,
                                                                      tmp_path):
     array = Array(slurm_cluster, tmp_path, tiny_imagefolder, pg_url, epochs=8)
-    run_dir = array.checkpointed_trial(0)
+    run_dir, _ = array.checkpointed_trial(0)
     slurm_cluster.run("scancel", "--signal=TERM", array.task(0))  # what a preemption or an admin sends
     array.wait()
     _assert_resumed(array, run_dir, 0, epochs=8)
 
 
+LONG = 400  # epochs of the trial a time limit stops: it must outlast Slurm's 30 s between time-limit checks
+
+
 def test_a_task_at_its_time_limit_checkpoints_requeues_and_the_trial_resumes(slurm_cluster, pg_url,
                                                                               tiny_imagefolder, tmp_path):
-    array = Array(slurm_cluster, tmp_path, tiny_imagefolder, pg_url, epochs=40)
-    run_dir = array.checkpointed_trial(1)
+    array = Array(slurm_cluster, tmp_path, tiny_imagefolder, pg_url, epochs=[LONG, 2, 2, 2])
+    run_dir, index = array.checkpointed_trial()
     # A 1-minute limit now: Slurm's warning (--signal=TERM@60) is due at once and comes at its next check
-    slurm_cluster.run("scontrol", "update", f"JobId={array.task(1)}", "TimeLimit=1")
+    slurm_cluster.run("scontrol", "update", f"JobId={array.task(index)}", "TimeLimit=1")
     deadline = time.monotonic() + 90
-    while slurm_cluster.job(array.task(1)).get("Restarts") != "1":
-        assert time.monotonic() < deadline, f"task {array.task(1)} was not requeued:\n{array.logs()}"
+    while slurm_cluster.job(array.task(index)).get("Restarts") != "1":
+        assert time.monotonic() < deadline, f"task {array.task(index)} was not requeued:\n{array.logs()}"
         time.sleep(0.5)
-    slurm_cluster.run("scontrol", "update", f"JobId={array.task(1)}", "TimeLimit=UNLIMITED")  # for its next run
+    slurm_cluster.run("scontrol", "update", f"JobId={array.task(index)}", "TimeLimit=UNLIMITED")  # its next run
     array.wait()
-    _assert_resumed(array, run_dir, 1, epochs=40)
-    assert "TIME LIMIT" not in array.log(1)  # stopped by the warning, not killed at the limit
+    _assert_resumed(array, run_dir, index, epochs=LONG)
+    assert "TIME LIMIT" not in array.log(index)  # stopped by the warning, not killed at the limit
 
 
 def test_a_task_killed_outright_has_its_trial_taken_over(slurm_cluster, pg_url, tiny_imagefolder, tmp_path):
     array = Array(slurm_cluster, tmp_path, tiny_imagefolder, pg_url, epochs=8)
-    run_dir = array.checkpointed_trial(0)
-    slurm_cluster.run("scancel", "--signal=KILL", array.task(0))
+    run_dir, _ = array.checkpointed_trial(0)
+    # SIGKILL to the worker itself, as the OOM killer or a dying node deals it (`scancel --signal=KILL` is a
+    # cancel: Slurm sends SIGTERM first, and the worker checkpoints)
+    worker = next(t for t in array.trials() if t.user_attrs.get("run_dir") == str(run_dir))
+    os.kill(worker.user_attrs["pid"], signal.SIGKILL)
     array.wait()
     array.completed_once()
     attempts = [t for t in array.trials() if t.user_attrs.get("run_dir") == str(run_dir)
@@ -191,4 +204,5 @@ def test_a_task_killed_outright_has_its_trial_taken_over(slurm_cluster, pg_url, 
     assert [(t.state, t.user_attrs["slurm_task"]) for t in attempts] == \
         [(TrialState.FAIL, array.task(0)), (TrialState.COMPLETE, array.task(1))]
     assert _epochs(run_dir) == list(range(1, 9))  # resumed from the dead task's checkpoint
-    assert "requeued" not in array.log(0) and slurm_cluster.job(array.task(0)).get("Restarts") == "0"
+    assert "stopped by" not in array.log(0)  # it had no time to save anything after its last checkpoint
+    assert slurm_cluster.job(array.task(0))["JobState"] == "FAILED"  # and Slurm does not requeue a failed task
