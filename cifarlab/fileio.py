@@ -42,8 +42,8 @@ def disk_errors(path: str | os.PathLike) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success.
+def atomic_path(path: str | os.PathLike, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` on success, with ``mode`` if given.
 
     The temporary file lives in the same directory so the final ``os.replace``
     is atomic on POSIX file systems. On any failure it is deleted and ``path``
@@ -57,22 +57,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path = Path(tmp)
         try:
             yield tmp_path
-            os.chmod(tmp_path, _NEW_FILE_MODE)
+            os.chmod(tmp_path, _NEW_FILE_MODE if mode is None else mode)
             os.replace(tmp_path, path)
         finally:
             with contextlib.suppress(OSError):  # an I/O error here must not hide the one that matters
                 tmp_path.unlink(missing_ok=True)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
+def write_bytes(path: str | os.PathLike, data: bytes, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` atomically (``mode``: its permissions, default as a plain ``open()`` gives)."""
+    with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
 
 
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: str | os.PathLike, text: str, mode: int | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (``mode`` as in :func:`write_bytes`)."""
+    write_bytes(path, text.encode("utf-8"), mode)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

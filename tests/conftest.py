@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests import the `synthetic` h
 
 import synthetic  # noqa: E402
 from pg import pg_url, postgres_server  # noqa: E402,F401  (fixtures: a throwaway PostgreSQL server)
+from slurm import slurm_cluster  # noqa: E402,F401  (fixture: a throwaway one-node Slurm cluster)
 from skips import skip_or_fail, summary_line  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

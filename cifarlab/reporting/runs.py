@@ -21,6 +21,8 @@ from cifarlab.rundir import RunDir
 # The write-up's columns, then what only a tool keeps track of.
 COLUMNS = ["label", "lr", "batch size", "epochs", "arch", "optimizer", "regularization", "activation",
            "normalization", "val acc", "test acc", "writeup acc", "params", "wall time", "device", "seed", "status"]
+# Sweep trials run by Slurm array tasks: each attempt's task and host (cifarlab.sweeps.slurm.describe_attempt).
+SLURM_COLUMN = "slurm task"
 
 
 def _arch(model: dict[str, Any], arch: dict[str, Any] | None) -> str:
@@ -175,12 +177,14 @@ def sort_rows(rows: list[dict[str, Any]], key: str = "val acc") -> list[dict[str
 
 
 def columns_for(rows: list[dict[str, Any]], *, test: bool = True) -> list[str]:
-    """The columns worth showing: ``writeup acc`` only where some row has one, beside ``test acc``.
+    """The columns worth showing: ``writeup acc`` only where some row has one, beside ``test acc``; ``slurm task``
+    only where some trial ran in a Slurm task.
 
     ``test=False`` (a table that ranks on validation) leaves out both test accuracies, ours and the
     write-up's: :mod:`cifarlab.reporting.writeup` compares those apart.
     """
     shown = [c for c in COLUMNS if c != "writeup acc" or any(r.get("writeup acc") is not None for r in rows)]
+    shown += [c for c in (SLURM_COLUMN,) if any(r.get(c) is not None for r in rows)]  # a sweep run under Slurm
     return shown if test else [c for c in shown if c not in ("test acc", "writeup acc")]
 
 

@@ -30,6 +30,7 @@ from cifarlab.formatting import duration
 from cifarlab.preemption import Interrupted
 from cifarlab.reporting.runs import (
     COLUMNS,
+    SLURM_COLUMN,
     aggregate_repeats,
     best_row,
     collect_run,
@@ -44,6 +45,7 @@ from cifarlab.reporting.runs import (
 )
 from cifarlab.reporting.tables import is_at_chance
 from cifarlab.rundir import RunDir
+from cifarlab.sweeps import slurm
 from cifarlab.sweeps import study as study_mod
 from cifarlab.sweeps.spec import SweepSpec, Trial, dump, slug
 
@@ -104,6 +106,8 @@ class _Objective:
         self.lock.release()  # the trial is out of the queue and ours: the next worker may take one
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        for key, value in slurm.trial_attrs().items():  # which array task holds it, for `cifarlab runs`
+            trial.set_user_attr(key, value)
         try:
             slot = study_mod.claim(self.study, trial, self.spec)
         except study_mod.DuplicateTrial:  # it trains nothing; the attributes a retry inherits are not its own
@@ -150,7 +154,6 @@ class _Objective:
 
     def _train(self, trial, planned: Trial, run_dir: Path) -> dict[str, Any]:
         import optuna
-        from optuna.trial import TrialState
 
         import cifarlab
         from cifarlab.training.trainer import TrainingDiverged
@@ -172,10 +175,8 @@ class _Objective:
                    "verbose": self.verbose}
         # A dead attempt's slot: resumed from its checkpoint where this worker sees it, else started again
         resume = (run_dir / RunDir.CHECKPOINT).is_file()
-        if not resume and any(t.user_attrs.get("slot") == planned.index and "run_dir" in t.user_attrs
-                              and not t.user_attrs.get("duplicate")
-                              for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))):
-            trial.set_user_attr("attempt", "restarted")  # the table says so: an earlier attempt's work was lost
+        if planned.index in study_mod.dead_attempts(self.study):  # the table says so: its work was kept, or lost
+            trial.set_user_attr("attempt", "resumed" if resume else "restarted")
         try:
             if resume:
                 return cifarlab.train(resume=run_dir, **options).summary
@@ -274,7 +275,11 @@ def worker_env(device: str | None, workers: int, storage_url: str) -> dict[str, 
            "OMP_NUM_THREADS": threads}
     if device is not None:  # the worker sees its one GPU as cuda:0 (or none, pinned to the CPU)
         env[DEVICE_ENV] = "cpu" if device == "cpu" else "cuda"
-        env["CUDA_VISIBLE_DEVICES"] = "" if device == "cpu" else device.split(":")[1]
+        # cuda:N counts the GPUs this process sees: where CUDA_VISIBLE_DEVICES already narrows them (as Slurm does
+        # for a task's GPUs), the worker's is the Nth of that list, not the machine's Nth
+        visible = [d for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d]
+        index = int(device.split(":")[1]) if device != "cpu" else None
+        env["CUDA_VISIBLE_DEVICES"] = "" if index is None else visible[index] if visible else str(index)
     return env
 
 
@@ -325,9 +330,10 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     return collect(spec, sweep_dir, study)
 
 
-def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict[str, Any] | None:
+def trial_row(trial, run_dir: Path | None = None, *, local: bool = True,
+              attempts: tuple = ()) -> dict[str, Any] | None:
     """A finished trial's table row: from its run directory if this machine sees it (and ``local``), else from the
-    record the study keeps."""
+    record the study keeps. ``attempts``: the slot's earlier attempts, killed or stopped, for the Slurm column."""
     from optuna.trial import TrialState
 
     attrs = trial.user_attrs
@@ -335,7 +341,7 @@ def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict
     row = next((r for r in map(collect_run, here) if r is not None), None)  # where it ran, or in its sweep's folder
     if row is None and "record" in attrs:  # run on another machine: the study kept its record
         row = row_from_record(attrs["record"], f"{attrs['host']}:{attrs['run_dir']}")
-    if row is None and study_mod.errored(trial):  # it failed before its run wrote a summary
+    if row is None and (study_mod.errored(trial) or trial.state == TrialState.RUNNING):  # no summary (yet)
         label = attrs.get("label", f"trial {attrs['slot']}")
         row = dict.fromkeys(COLUMNS) | {"label": label, "group": label, "run": attrs.get("run_dir")}
     if row is None:
@@ -343,23 +349,37 @@ def trial_row(trial, run_dir: Path | None = None, *, local: bool = True) -> dict
     row["trial"] = attrs["slot"]
     if study_mod.errored(trial):
         row["status"], row["error"] = "failed", attrs["error"]
+    if trial.state == TrialState.RUNNING:
+        row["status"] = "running"
     if trial.state == TrialState.PRUNED and row["status"] == "stopped":
         row["status"] = "pruned"
-    if attrs.get("attempt") and row["status"] == "completed":  # its first worker died
+    if attrs.get("attempt") and row["status"] == "completed":  # its first worker died, or was stopped
         row["status"] = f"completed ({attrs['attempt']})"
+    tasks = [slurm.describe_attempt(t.user_attrs) for t in (*attempts, trial)]
+    if any(tasks):
+        row[SLURM_COLUMN] = " → ".join(t or "?" for t in tasks)
     return row
 
 
 def storage_rows(storage: str) -> list[dict[str, Any]]:
-    """One row per finished trial of every sweep in a study storage, from the database alone."""
-    rows = [trial_row(t, local=False) for s in study_mod.load_studies(storage)
-            for t in study_mod.finished_by_slot(s).values()]
+    """One row per finished or running trial of every sweep in a study storage, from the database alone."""
+    from optuna.trial import TrialState
+
+    rows = []
+    for study in study_mod.load_studies(storage):
+        earlier = study_mod.dead_attempts(study)
+        running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if "label" in t.user_attrs]
+        for trial in [*study_mod.finished_by_slot(study).values(), *running]:
+            rows.append(trial_row(trial, local=False, attempts=earlier.get(trial.user_attrs["slot"], ())))
     return [row for row in rows if row is not None]
 
 
 def collect(spec: SweepSpec, sweep_dir: Path, study) -> SweepResult:
     """Rows of the finished trials, ``results.csv``/``.md``, ``best.json`` and the plots."""
-    rows = [trial_row(trial, trial_dir(spec, sweep_dir, slot, trial.user_attrs["label"]))
+    earlier = study_mod.dead_attempts(study)
+    rows = [trial_row(trial, trial_dir(spec, sweep_dir, slot, trial.user_attrs["label"]),
+                      attempts=earlier.get(slot, ()))
             for slot, trial in sorted(study_mod.finished_by_slot(study).items())]
     rows = [row for row in rows if row is not None]
     best = best_row(rows)

@@ -299,6 +299,18 @@ def finished_by_slot(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]
     return done
 
 
+def dead_attempts(study: optuna.Study) -> dict[int, list[optuna.trial.FrozenTrial]]:
+    """Each slot's attempts whose worker died or was stopped (FAIL, not in their own error), oldest first."""
+    from optuna.trial import TrialState
+
+    found: dict[int, list] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        attrs = trial.user_attrs
+        if attrs.get("slot") is not None and "run_dir" in attrs and not attrs.get("duplicate") and not errored(trial):
+            found.setdefault(attrs["slot"], []).append(trial)
+    return found
+
+
 def _dead_here(trial: optuna.trial.FrozenTrial) -> bool:
     """True when the trial's worker ran on this machine and that process is gone."""
     if trial.user_attrs.get("host") != socket.gethostname():
