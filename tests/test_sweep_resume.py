@@ -37,12 +37,15 @@ def _trials(out: Path, name: str = "tiny") -> list:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}").trials
 
 
-def _assert_each_trial_ran_once(out: Path, n: int, epochs: int) -> None:
+def _assert_each_trial_ran_once(out: Path, n: int, epochs: int, resumed: tuple[str, ...] = ()) -> None:
     done = [t for t in _trials(out) if t.state == TrialState.COMPLETE]
     assert sorted(t.user_attrs["slot"] for t in done) == list(range(n))  # every slot exactly once
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == n and synthetic.statuses(rows) == {"completed"}
+    assert len(rows) == n
+    # the table says which trial went on from a checkpoint an earlier session left
+    assert {r["label"]: synthetic.statuses([r]).pop() for r in rows} == \
+        {r["label"]: "completed (resumed)" if r["label"] in resumed else "completed" for r in rows}
     for trial in sorted((out / "trials").iterdir()):  # and no epoch trained twice into a run's log
         records = [json.loads(line) for line in (trial / "metrics.jsonl").read_text().splitlines()]
         assert [r["epoch"] for r in records if r["type"] == "epoch"] == list(range(1, epochs + 1))
@@ -75,7 +78,7 @@ def test_a_killed_sweep_continues_where_it_stopped(tiny_imagefolder, tmp_path, s
     # the second trial went on from its checkpoint instead of starting over
     assert f"resuming after epoch {checkpointed}" in stdout
     assert "[1/4] " not in stdout  # the finished first trial was kept, not run again
-    _assert_each_trial_ran_once(out, 4, epochs=4)
+    _assert_each_trial_ran_once(out, 4, epochs=4, resumed=("lr=0.003,name=sgd",))
 
 
 @pytest.mark.slow

@@ -353,8 +353,8 @@ def trial_row(trial, run_dir: Path | None = None, *, local: bool = True,
         row["status"] = "running"
     if trial.state == TrialState.PRUNED and row["status"] == "stopped":
         row["status"] = "pruned"
-    if attrs.get("attempt") and row["status"] == "completed":  # its first worker died, or was stopped
-        row["status"] = f"completed ({attrs['attempt']})"
+    if attrs.get("attempt") and str(row["status"]).startswith("completed"):  # its first worker died, or stopped
+        row["status"] = row["status"].replace("completed", f"completed ({attrs['attempt']})", 1)
     tasks = [slurm.describe_attempt(t.user_attrs) for t in (*attempts, trial)]
     if any(tasks):
         row[SLURM_COLUMN] = " → ".join(t or "?" for t in tasks)
