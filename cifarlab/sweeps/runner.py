@@ -28,21 +28,9 @@ from cifarlab.errors import CifarlabError, ConfigError, DiskError, first_line
 from cifarlab.fileio import write_text
 from cifarlab.formatting import duration
 from cifarlab.preemption import Interrupted
-from cifarlab.reporting.runs import (
-    COLUMNS,
-    SLURM_COLUMN,
-    aggregate_repeats,
-    best_row,
-    collect_run,
-    columns_for,
-    describe_best,
-    is_repeated,
-    loss_trend,
-    read_run,
-    row_from_record,
-    sort_rows,
-    write_results,
-)
+from cifarlab.reporting.runs import (COLUMNS, SLURM_COLUMN, aggregate_repeats, best_row, collect_run, columns_for,
+                                     describe_best, is_repeated, loss_trend, read_run, row_from_record, sort_rows,
+                                     write_results)
 from cifarlab.reporting.tables import is_at_chance
 from cifarlab.rundir import RunDir
 from cifarlab.sweeps import slurm
