@@ -167,3 +167,11 @@ def test_comparison_plot_has_one_point_per_row(tmp_path):
     assert plot_comparison(_rows(), path) and path.stat().st_size > 5_000
     assert not plot_comparison([_rows()[2]], tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_the_report_page_shows_the_comparison_as_the_text_table_does(tmp_path):
+    from cifarlab.reporting.html.sweep import RunsView, writeup_comparison
+
+    page = writeup_comparison(RunsView(tmp_path, _rows(), is_sweep=True))
+    assert page.index("r01") < page.index("r02") and "extra" not in page  # plan order; rows without one left out
+    assert "58.00%" in page and "69.00%" in page and "-11.00 pp" in page and 'data-sort="0.69"' in page

@@ -116,10 +116,7 @@ def best_curves(view: RunsView) -> str:
 
 def writeup_comparison(view: RunsView) -> str:
     """The write-up's accuracy beside our test accuracy, row by row: context, never a ranking."""
-    rows = [[r["label"], cell(r["writeup acc"], f"{r['writeup acc']:.2%}"),
-             cell(r["test acc"], cell_text(r, "test acc")),
-             cell(r["difference"], "-" if r["difference"] is None else f"{100 * r['difference']:+.2f} points")]
-            for r in comparison_rows(view.rows)]
+    rows = [_cells(r, ["label", "writeup acc", "test acc", "difference"]) for r in comparison_rows(view.rows)]
     png = plotted(plot_comparison, view.rows)
     return (note(f"Test accuracies, {NOTE}.")
             + html_table(["label", "write-up accuracy", "our test accuracy (same row)", "difference"], rows,
