@@ -1,10 +1,12 @@
-"""A throwaway one-node Slurm cluster for the tests: Debian's munged, slurmctld and slurmd in a temporary folder.
+"""A throwaway one-node Slurm cluster for the tests: Debian's munged, slurmctld and slurmd in a temporary folder,
+with accounting (slurmdbd on a MariaDB server of its own) so that ``sacct`` answers.
 
-Everything the daemons write (munge key, sockets, state, spool, logs, pids) lives in that folder; they listen on
-free loopback ports other than Slurm's defaults, name this host as their one node with its real CPUs and memory
-(``slurmd -C``), and are stopped at the end of the session. Clients find the cluster through ``SLURM_CONF``, which
-:meth:`Cluster.env` sets. Without the packages (or root: slurmd starts jobs as their users) the tests that need it
-skip, except under ``CIFARLAB_REQUIRE_SERVICES=1``, where they fail (``skips.py`` decides).
+Everything the daemons write (munge key, sockets, database, state, spool, logs, pids) lives in that folder; they
+listen on free loopback ports other than Slurm's and MariaDB's defaults, name this host as their one node with its
+real CPUs and memory (``slurmd -C``), and are stopped at the end of the session. Clients find the cluster through
+``SLURM_CONF``, which :meth:`Cluster.env` sets (slurmdbd finds its slurmdbd.conf beside it). Without the packages
+(or root: slurmd starts jobs as their users) the tests that need it skip, except under
+``CIFARLAB_REQUIRE_SERVICES=1``, where they fail (``skips.py`` decides).
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from pathlib import Path
 import pytest
 from skips import skip_or_fail
 
-DAEMONS = ("munged", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "scontrol", "squeue", "scancel", "sinfo", "srun")
+SERVERS = ("munged", "mariadb-install-db", "mariadbd", "slurmdbd", "slurmctld", "slurmd")  # what starts the cluster
+CLIENTS = ("sbatch", "scontrol", "squeue", "scancel", "sinfo", "srun", "sacct")
+PACKAGES = "slurmctld slurmd slurm-client slurmdbd mariadb-server munge"
+DB_USER, DB_PASSWORD = "slurm", "s3cret-pw"
 
 
 def _free_port() -> int:
@@ -32,13 +36,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 class Cluster:
-    """munged, slurmctld and slurmd of one node (this host), configured and run from a temporary folder."""
+    """munged, MariaDB, slurmdbd, slurmctld and slurmd of one node (this host), configured and run from a temporary
+    folder."""
 
     def __init__(self):
         self.root = Path(tempfile.mkdtemp(prefix="cifarlab-slurm-"))
         self.root.chmod(0o755)  # slurmd's job steps and the jobs' own users read the config from here
         self.conf = self.root / "slurm.conf"
+        self.db_port, self.dbd_port = _free_port(), _free_port()
         self.socket = self.root / "munge.socket"
         self.node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
         self._procs: list[subprocess.Popen] = []
@@ -53,10 +64,30 @@ class Cluster:
         return " ".join(w for w in line.split() if not w.startswith("NodeName="))
 
     def write_config(self) -> None:
-        """slurm.conf: this host as the one node, on loopback and two free ports, with requeueing allowed."""
+        """slurm.conf: this host as the one node, on loopback and two free ports, with requeueing allowed and
+        accounting by slurmdbd; slurmdbd.conf: slurmdbd on a third port, storing into the MariaDB server."""
         r = self.root
         for sub in ("state", "spool"):
             (r / sub).mkdir()
+        dbd_conf = r / "slurmdbd.conf"
+        dbd_conf.touch(0o600)  # slurmdbd refuses a config others can read: it holds the database's password
+        dbd_conf.write_text(f"""\
+AuthType=auth/munge
+AuthInfo=socket={self.socket}
+DbdHost={self.node}
+DbdAddr=127.0.0.1
+DbdPort={self.dbd_port}
+SlurmUser=root
+PidFile={r}/slurmdbd.pid
+LogFile={r}/slurmdbd.log
+DebugLevel=info
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={self.db_port}
+StorageUser={DB_USER}
+StoragePass={DB_PASSWORD}
+StorageLoc=slurm_acct_db
+""")
         self.conf.write_text(f"""\
 ClusterName=cifarlab-test
 SlurmctldHost={self.node}(127.0.0.1)
@@ -78,7 +109,10 @@ SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={self.dbd_port}
+AccountingStoragePass={self.socket}
 JobCompType=jobcomp/filetxt
 JobCompLoc={r}/jobcomp.log
 MpiDefault=none
@@ -101,7 +135,8 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
                                             env=self.env(), start_new_session=True))
 
     def start(self) -> None:
-        """munged with its own key, then slurmctld and slurmd in the foreground; wait until the node is idle."""
+        """munged with its own key, then the database, slurmdbd, slurmctld and slurmd in the foreground; wait until
+        the node is idle."""
         key = self.root / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
@@ -109,11 +144,35 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
                     f"--pid-file={self.root}/munged.pid", f"--log-file={self.root}/munged.log",
                     f"--seed-file={self.root}/munged.seed")
         self._wait(lambda: self.socket.exists(), "munged")
+        self._start_database()
+        self._start("slurmdbd", "-D")
+        # slurmctld registers the cluster with slurmdbd as it starts: slurmdbd must be listening by then
+        self._wait(lambda: _listening(self.dbd_port), "slurmdbd")
         self._start("slurmctld", "-D", "-i", "-f", str(self.conf))
         self._wait(lambda: self.scontrol("ping").returncode == 0 and "UP" in self.scontrol("ping").stdout,
                    "slurmctld")
         self._start("slurmd", "-D", "-f", str(self.conf), "-N", self.node)
         self._wait(lambda: self.node_state() in ("idle", "mixed", "allocated"), "slurmd")
+
+    def _start_database(self) -> None:
+        """A MariaDB server on loopback with the database slurmdbd fills and the user it connects as."""
+        db = self.root / "db"
+        grants = self.root / "grants.sql"
+        grants.write_text(f"CREATE DATABASE slurm_acct_db;\n"
+                          f"CREATE USER '{DB_USER}'@'127.0.0.1' IDENTIFIED BY '{DB_PASSWORD}';\n"
+                          f"GRANT ALL ON slurm_acct_db.* TO '{DB_USER}'@'127.0.0.1';\n")
+        # --no-defaults: not Debian's /etc/mysql, whose socket and data directory are the system server's;
+        # --user=root: mariadbd runs as root only when told to
+        common = ["--no-defaults", f"--datadir={db}", "--user=root", "--skip-name-resolve"]
+        done = subprocess.run(["mariadb-install-db", *common, "--skip-test-db"], capture_output=True, text=True,
+                              cwd=self.root, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"mariadb-install-db failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+        # --init-file, not the installer's --extra-file: the installer runs without the grant tables CREATE USER needs
+        self._start("mariadbd", *common, f"--init-file={grants}", "--bind-address=127.0.0.1", f"--port={self.db_port}",
+                    f"--socket={self.root}/mariadb.sock", f"--pid-file={self.root}/mariadb.pid",
+                    f"--log-error={self.root}/mariadb.log")
+        self._wait(lambda: _listening(self.db_port), "mariadbd")
 
     def _wait(self, ready, what: str, seconds: float = 60) -> None:
         deadline = time.monotonic() + seconds
@@ -129,7 +188,8 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
     def logs(self) -> str:
         """The tail of every daemon's log, for a failure's message."""
         parts = []
-        for name in ("munged.log", "slurmctld.log", "slurmd.log", "munged.out", "slurmctld.out", "slurmd.out"):
+        for name in ("munged.log", "mariadb.log", "slurmdbd.log", "slurmctld.log", "slurmd.log", "munged.out",
+                     "mariadbd.out", "slurmdbd.out", "slurmctld.out", "slurmd.out"):
             path = self.root / name
             if path.exists():
                 parts.append(f"--- {name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-30:]))
@@ -160,6 +220,13 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
             key, _, value = word.partition("=")
             fields.setdefault(key, value)
         return fields
+
+    def accounting(self, job_id: str, fields: str) -> list[list[str]]:
+        """``sacct``'s records of a job's allocations (an array's: every task's), a requeued task's earlier runs
+        included, each as the values of ``fields`` (sacct's ``--format``, such as ``JobID,State``)."""
+        out = self.run("sacct", "-j", job_id, "--allocations", "--duplicates", "--parsable2", "--noheader",
+                       f"--format={fields}").stdout
+        return [line.split("|") for line in out.splitlines()]
 
     def stop(self) -> None:
         """Cancel every job, stop the daemons (SIGTERM, then SIGKILL), kill what they left and delete the folder."""
@@ -196,12 +263,11 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """The session's one-node Slurm cluster (skip, or fail in CI, when Slurm, munge or root is missing)."""
-    missing = [tool for tool in DAEMONS + CLIENTS if shutil.which(tool, path=os.environ.get("PATH", "") +
+    """The session's one-node Slurm cluster (skip, or fail in CI, when Slurm, munge, MariaDB or root is missing)."""
+    missing = [tool for tool in SERVERS + CLIENTS if shutil.which(tool, path=os.environ.get("PATH", "") +
                                                                   ":/usr/sbin:/sbin") is None]
     if missing:
-        skip_or_fail(f"{', '.join(missing)} not found (apt-get install slurmctld slurmd slurm-client munge): "
-                     "Slurm tests skipped")
+        skip_or_fail(f"{', '.join(missing)} not found (apt-get install {PACKAGES}): Slurm tests skipped")
     if os.geteuid() != 0:
         skip_or_fail("the one-node Slurm cluster runs slurmd, which starts jobs, as root: Slurm tests skipped")
     cluster = Cluster()

@@ -2,7 +2,8 @@
 
 Every test submits a 4-trial grid with the README's cluster command (2 array tasks) and then does to one task what
 a cluster does: nothing, ``scancel --signal=TERM``, its time limit, ``scancel --signal=KILL``. Each trial must end
-once, and a stopped trial must resume from its checkpoint in the shared ``--artifacts`` folder.
+once, a stopped trial must resume from its checkpoint in the shared ``--artifacts`` folder, and a requeued task's
+runs must be in Slurm's accounting (``sacct``) as they happened.
 """
 
 from __future__ import annotations
@@ -120,13 +121,28 @@ class Array:
         assert sorted(t.user_attrs["slot"] for t in done) == [0, 1, 2, 3], self.logs()
         return done
 
-    def table(self) -> list[dict]:
-        """The README's table line, as JSON, from a folder with no run directory."""
-        argv = _from_readme(readme_commands()[1], **{"$URL": self.url}) + ["--format", "json"]
+    def runs(self, *options: str) -> str:
+        """What the README's table line prints, with ``options`` added, run from a folder with no run directory."""
+        argv = _from_readme(readme_commands()[1], **{"$URL": self.url}) + list(options)
         (self.folder / "elsewhere").mkdir(exist_ok=True)
         done = subprocess.run(argv, cwd=self.folder / "elsewhere", capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return done.stdout
+
+    def table(self) -> list[dict]:
+        """The README's table line, as JSON."""
+        return json.loads(self.runs("--format", "json"))
+
+    def accounting(self, seconds: float = 30) -> list[tuple[str, str]]:
+        """(task, state) of every run of every task as ``sacct`` has it, once no run is pending or running there:
+        slurmctld sends its records to slurmdbd as it goes, so they may lag behind the queue by a moment."""
+        deadline = time.monotonic() + seconds
+        while True:
+            runs = [(task, state) for task, state in self.cluster.accounting(self.job, "JobID,State")]
+            if not {"PENDING", "RUNNING"} & {state for _, state in runs}:
+                return runs
+            assert time.monotonic() < deadline, f"sacct still has {runs} after {seconds:.0f} s"
+            time.sleep(0.5)
 
 
 def _epochs(run_dir: Path) -> list[int]:
@@ -144,6 +160,9 @@ def _assert_resumed(array: Array, run_dir: Path, index: int, epochs: int) -> Non
     assert attempts[0].user_attrs["slurm_task"] == array.task(index)
     assert f"requeued Slurm task {array.task(index)}" in array.log(index)
     assert array.cluster.job(array.task(index))["Restarts"] == "1"  # it ran again: Slurm's count
+    # and Slurm's accounting has both runs of the stopped task and one of the other, each ended as it should
+    assert sorted(array.accounting()) == sorted([(array.task(index), "REQUEUED"), (array.task(index), "COMPLETED"),
+                                                 (array.task(1 - index), "COMPLETED")])
     assert array.log(index).count("cifarlab sweep: stopped by SIGTERM") == 1
     row = next(r for r in array.table() if r["run"].endswith(str(run_dir)))
     assert row["status"] == "completed (resumed)" and row["slurm task"].startswith(f"{array.task(index)}@")
@@ -169,6 +188,10 @@ def test_sigterm_checkpoints_requeues_the_task_and_the_trial_resumes(slurm_clust
     slurm_cluster.run("scancel", "--signal=TERM", array.task(0))  # what a preemption or an admin sends
     array.wait()
     _assert_resumed(array, run_dir, 0, epochs=8)
+    # The evidence a closing note pastes (pytest -rP shows it): the array as Slurm's accounting and the table see it
+    print(slurm_cluster.run("sacct", "-j", array.job, "--duplicates",
+                            "--format=JobID,JobName%16,State,ExitCode,Start,End,Elapsed,NodeList").stdout)
+    print(array.runs())
 
 
 LONG = 400  # epochs of the trial a time limit stops: it must outlast Slurm's 30 s between time-limit checks
