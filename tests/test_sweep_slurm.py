@@ -184,10 +184,11 @@ def test_a_two_task_array_completes_every_trial_once(slurm_cluster, pg_url, tiny
 def test_sigterm_checkpoints_requeues_the_task_and_the_trial_resumes(slurm_cluster, pg_url, tiny_imagefolder,
                                                                      tmp_path):
     array = Array(slurm_cluster, tmp_path, tiny_imagefolder, pg_url, epochs=8)
-    run_dir, _ = array.checkpointed_trial(0)
-    slurm_cluster.run("scancel", "--signal=TERM", array.task(0))  # what a preemption or an admin sends
+    # The last task: it shares the array's own job id, which a requeue by job id would take for the whole array
+    run_dir, _ = array.checkpointed_trial(1)
+    slurm_cluster.run("scancel", "--signal=TERM", array.task(1))  # what a preemption or an admin sends
     array.wait()
-    _assert_resumed(array, run_dir, 0, epochs=8)
+    _assert_resumed(array, run_dir, 1, epochs=8)
     # The evidence a closing note pastes (pytest -rP shows it): the array as Slurm's accounting and the table see it
     print(slurm_cluster.run("sacct", "-j", array.job, "--duplicates",
                             "--format=JobID,JobName%16,State,ExitCode,Start,End,Elapsed,NodeList").stdout)

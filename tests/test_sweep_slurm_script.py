@@ -94,10 +94,17 @@ def _fake_scontrol(tmp_path: Path, monkeypatch, state: str) -> Path:
 def test_a_running_task_requeues_itself_but_a_cancelled_one_stays_cancelled(tmp_path, monkeypatch):
     calls = _fake_scontrol(tmp_path, monkeypatch, "RUNNING")
     assert slurm.requeue_this_task() == "requeued Slurm task 12_1: it continues the sweep when it starts again"
-    assert calls.read_text().splitlines() == ["show job -o 14", "requeue 14"]
+    assert calls.read_text().splitlines() == ["show job -o 12_1", "requeue 12_1"]
     calls = _fake_scontrol(tmp_path / "cancelled", monkeypatch, "COMPLETING")
     assert "not requeued (JobState=COMPLETING" in slurm.requeue_this_task()
-    assert calls.read_text().splitlines() == ["show job -o 14"]
+    assert calls.read_text().splitlines() == ["show job -o 12_1"]
+
+
+def test_the_arrays_last_task_requeues_itself_not_the_whole_array(tmp_path, monkeypatch):
+    calls = _fake_scontrol(tmp_path, monkeypatch, "RUNNING")
+    monkeypatch.setenv("SLURM_JOB_ID", "12")  # the last task keeps the array's job id: `requeue 12` means all tasks
+    slurm.requeue_this_task()
+    assert calls.read_text().splitlines() == ["show job -o 12_1", "requeue 12_1"]
 
 
 def test_a_pinned_worker_gets_the_nth_of_the_gpus_slurm_gave_its_task(monkeypatch):

@@ -119,7 +119,8 @@ def submit(path: Path) -> str:
 
 def requeue_this_task() -> str:
     """Put this Slurm task back in the queue after a SIGTERM, unless the job is being cancelled; what was done."""
-    job = os.environ.get("SLURM_JOB_ID")
+    # JOB_INDEX, not SLURM_JOB_ID: an array's last task has the array's own job id, which names every task
+    job = task_name()
     if job is None:
         return "not a Slurm task: nothing requeued"
     try:
