@@ -13,6 +13,7 @@ import yaml
 import cifarlab
 from cifarlab.cli import main
 from cifarlab.config import list_presets
+from cifarlab.rundir import RunDir
 
 # A network of 2,090 parameters that separates the synthetic classes in an epoch or two.
 TINY = {"model.name": "seedlike", "model.args": {"conv": 2, "fc": 1, "width": 8}, "train.epochs": 2,
@@ -134,7 +135,7 @@ def test_an_outage_hidden_by_another_error_is_raised_as_the_outage():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", SHIPPED_PRESETS)
-def test_a_sweep_runs_on_every_shipped_preset_as_its_base(preset, tiny_imagefolder, tmp_path, capsys):
+def test_every_shipped_preset_sweeps_trains_evaluates_and_reports(preset, tiny_imagefolder, tmp_path, capsys):
     # fast-cpu validates only after its last epoch (val_every 0): epochs without a val acc must not reach Optuna
     spec = {"name": f"on-{preset}", "base": {"preset": preset},
             "fixed": {"train.epochs": 2, "train.batch_size": 20, "data.val_size": 20, "data.max_train_images": 40,
@@ -149,6 +150,16 @@ def test_a_sweep_runs_on_every_shipped_preset_as_its_base(preset, tiny_imagefold
     # 40 images and 2 epochs may leave a big network at chance, which the table says; it still completes
     assert len(rows) == 2 and all(r["status"].startswith("completed") for r in rows)
     assert all(0 <= float(r["val acc"]) <= 1 for r in rows)
+    # a trial is an ordinary run: `evaluate` scores it again as its own final test pass did, `report` draws it
+    run = sorted((out / "trials").iterdir())[0]
+    assert main(["evaluate", str(run), "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["num_images"] == 20 and evaluated["accuracy"] == RunDir(run).summary()["test_acc"]
+    saved = RunDir(run).predictions()  # the trainer's final test pass: the loss is -log p(true class), averaged
+    true_class = saved["probs"].double().gather(1, saved["label"][:, None])
+    assert evaluated["loss"] == pytest.approx(float(-true_class.log().mean()), rel=1e-4)
+    page = tmp_path / "run.html"
+    assert main(["report", str(run), "--out", str(page)]) == 0 and "Per-class precision" in page.read_text()
 
 
 @pytest.mark.slow
