@@ -184,7 +184,8 @@ def columns_for(rows: list[dict[str, Any]], *, test: bool = True) -> list[str]:
     write-up's: :mod:`cifarlab.reporting.writeup` compares those apart.
     """
     shown = [c for c in COLUMNS if c != "writeup acc" or any(r.get("writeup acc") is not None for r in rows)]
-    shown += [c for c in (SLURM_COLUMN,) if any(r.get(c) is not None for r in rows)]  # a sweep run under Slurm
+    if any(r.get(SLURM_COLUMN) is not None for r in rows):  # a sweep run under Slurm
+        shown.append(SLURM_COLUMN)
     return shown if test else [c for c in shown if c not in ("test acc", "writeup acc")]
 
 

@@ -10,6 +10,7 @@ resumes the trial from its checkpoint under ``--artifacts``. A task killed outri
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -61,8 +62,6 @@ def wants_gpus(slurm_options: list[str]) -> bool:
 
 def worker_command(spec, sweep_dir: Path, storage: str, slurm_options: list[str]) -> list[str]:
     """The ``cifarlab sweep`` command each array task runs: this one's options, without ``--slurm``."""
-    import dataclasses
-
     options = dataclasses.replace(spec.options, out_dir=str(sweep_dir))
     command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *options.argv(), "--storage", storage]
     if options.devices is not None:
