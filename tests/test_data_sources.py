@@ -46,6 +46,27 @@ def test_official_archive_folder_and_parent_folder_load_the_same_pixels(tmp_path
     assert from_folder.source == f"CIFAR-10 python version {folder}"
 
 
+def test_official_batches_in_a_zip_load_like_the_tar(tmp_path):
+    # Both layouts are read through one member reader, so the python version may come zipped too.
+    import zipfile
+
+    folder = synthetic.make_official_folder(tmp_path / "src", N_TRAIN, N_TEST)
+    with zipfile.ZipFile(tmp_path / "cifar.zip", "w") as zf:
+        for f in sorted(folder.iterdir()):
+            zf.write(f, f"cifar-10-batches-py/{f.name}")
+    zipped = load_dataset(tmp_path / "cifar.zip", progress=False)
+    _assert_same(zipped, load_dataset(folder, progress=False))
+    assert zipped.source.startswith("CIFAR-10 python version")
+
+
+def test_a_batch_file_found_twice_is_named(tmp_path):
+    folder = synthetic.make_official_folder(tmp_path / "data", N_TRAIN, N_TEST)
+    shutil.copytree(folder, tmp_path / "data" / "copy")
+    with pytest.raises(DataError, match="data: holds two batches.meta files .*cifar-10-batches-py/batches.meta and "
+                                        "copy/batches.meta"):
+        load_dataset(tmp_path / "data", progress=False)
+
+
 def test_python3_repickled_batches_load_too(tmp_path):
     # Python 3 writes bytes at protocol 2 through _codecs.encode(..., "latin1"), which the real files never use.
     folder = synthetic.make_official_folder(tmp_path, N_TRAIN, N_TEST)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from cifarlab.data import cache, download, official
-from cifarlab.data.imagefolder import is_archive, read_imagefolder
+from cifarlab.data.archive import is_archive, read_members
+from cifarlab.data.images import IMAGE_SUFFIXES
+from cifarlab.data.imagefolder import read_imagefolder
 from cifarlab.errors import DataError
 
 
@@ -32,15 +34,16 @@ def default_cache_dir() -> Path:
 
 
 def _read(path: Path, progress: bool) -> tuple[tuple[np.ndarray, ...], str]:
-    """Decode ``path``; returns the arrays and the kind of source it was."""
-    if path.is_dir():
-        folder = official.find_official_folder(path)
-        if folder is not None:
-            return official.read_official_folder(folder), "CIFAR-10 python version"
-        return read_imagefolder(path, progress), "ImageFolder tree"
-    if official.is_official_archive(path):
-        return official.read_official_archive(path), "CIFAR-10 python version"
-    return read_imagefolder(path, progress), "ImageFolder archive"
+    """Decode ``path`` in one pass over its files; returns the arrays and the kind of source it was.
+
+    A folder or archive holding any of the official batch files (at any depth) is the python version.
+    """
+    files = read_members(path, lambda name: name.name in official.BATCH_FILES or name.suffix.lower() in IMAGE_SUFFIXES,
+                         progress)
+    batches = [f for f in files if f.parts[-1] in official.BATCH_FILES]
+    if batches:
+        return official.read_official(batches, path), "CIFAR-10 python version"
+    return read_imagefolder(files, path, progress), "ImageFolder " + ("tree" if path.is_dir() else "archive")
 
 
 def _resolve_source(path, cache_dir: Path, progress: bool, url: str | None, md5: str | None) -> Path:

@@ -15,13 +15,11 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
-import tarfile
-import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from cifarlab.data.images import IMAGE_SUFFIXES
+from cifarlab.data.archive import Member, describe
 from cifarlab.errors import DataError
 
 try:
@@ -33,7 +31,6 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 META = "batches.meta"
-FOLDER = "cifar-10-batches-py"
 BATCH_FILES = (*TRAIN_BATCHES, TEST_BATCH, META)
 
 
@@ -125,61 +122,22 @@ def check_meta(data: bytes, name: str) -> None:
         raise DataError(f"{name}: class names {names} are not CIFAR-10's {CLASSES}")
 
 
-def find_official_folder(path: Path) -> Path | None:
-    """``path`` itself, or its ``cifar-10-batches-py`` child, if it holds any of the batch files."""
-    for candidate in (path, path / FOLDER):
-        if any((candidate / n).is_file() for n in BATCH_FILES):
-            return candidate
-    return None
-
-
-def is_official_archive(path: Path) -> bool:
-    """Whether a tar archive holds the batches: a batch file comes before any image file (read up to there)."""
-    try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                name = PurePosixPath(member.name)
-                if member.isfile() and name.name in BATCH_FILES:
-                    return True
-                if member.isfile() and name.suffix.lower() in IMAGE_SUFFIXES:
-                    return False
-    except (tarfile.TarError, OSError, EOFError, zlib.error):
-        pass  # not a readable tar: the ImageFolder reader reports the problem
-    return False
-
-
-def _assemble(files: dict[str, bytes], where: str) -> tuple[np.ndarray, ...]:
+def read_official(batches: list[Member], path: Path) -> tuple[np.ndarray, ...]:
+    """``(train_x, train_y, test_x, test_y)`` from the batch files of the folder or archive ``path``."""
+    files: dict[str, Member] = {}
+    for member in batches:
+        base = member.parts[-1]
+        if base in files:
+            raise DataError(f"{path}: holds two {base} files ({files[base].name} and {member.name})")
+        files[base] = member
     missing = [n for n in BATCH_FILES if n not in files]
     if missing:
-        raise DataError(f"{where}: incomplete CIFAR-10 python version, missing {', '.join(missing)}")
-    check_meta(files[META], f"{where}/{META}")
-    train = [parse_batch(files[n], f"{where}/{n}") for n in TRAIN_BATCHES]
-    test_x, test_y = parse_batch(files[TEST_BATCH], f"{where}/{TEST_BATCH}")
+        raise DataError(f"{path}: incomplete CIFAR-10 python version, missing {', '.join(missing)}")
+
+    def parse(name: str) -> tuple[np.ndarray, np.ndarray]:
+        return parse_batch(files[name].data, describe(path, files[name].name))
+
+    check_meta(files[META].data, describe(path, files[META].name))
+    train = [parse(n) for n in TRAIN_BATCHES]
+    test_x, test_y = parse(TEST_BATCH)
     return np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), test_x, test_y
-
-
-def read_official_folder(folder: Path) -> tuple[np.ndarray, ...]:
-    """``(train_x, train_y, test_x, test_y)`` from an extracted ``cifar-10-batches-py`` folder."""
-    try:  # a missing file is reported by _assemble, with every other one
-        files = {n: (folder / n).read_bytes() for n in BATCH_FILES if (folder / n).exists()}
-    except OSError as exc:
-        raise DataError(f"{exc.filename}: cannot read ({exc.strerror or exc})") from None
-    return _assemble(files, str(folder))
-
-
-def read_official_archive(path: Path) -> tuple[np.ndarray, ...]:
-    """``(train_x, train_y, test_x, test_y)`` from ``cifar-10-python.tar.gz``, read without extracting."""
-    files: dict[str, bytes] = {}
-    try:
-        with tarfile.open(path, "r|*") as tar:  # one streaming pass over the compressed bytes
-            for member in tar:
-                base = PurePosixPath(member.name).name
-                if member.isfile() and base in BATCH_FILES:
-                    if base in files:
-                        raise DataError(f"{path}: holds two {base} members")
-                    files[base] = tar.extractfile(member).read()
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: truncated or corrupt archive ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from None
-    return _assemble(files, str(path))
