@@ -60,6 +60,17 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """A forward pass's precision on ``device``: autocast to ``dtype`` (:func:`resolve_precision`), off for None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work: CUDA runs ahead of the host, so a time taken before this is not the work's."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 # The instruction sets that decide CPU training speed: AVX2 is the fp32 floor,
 # AVX-512 doubles the vector width, and AVX-512 BF16 or AMX make bf16 native
 # (the fast presets' precision: auto); /proc/cpuinfo's names for each.

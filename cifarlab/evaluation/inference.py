@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from cifarlab.config import Config
 from cifarlab.data.loader import DeviceLoader
 from cifarlab.data.split import Split
-from cifarlab.devices import resolve_precision
+from cifarlab.devices import autocast, resolve_precision
 from cifarlab.evaluation.metrics import EvalReport, report_from_logits
 
 
@@ -41,9 +41,8 @@ def predict_logits(model: nn.Module, loader: DeviceLoader, *, tta_flip: bool = F
     was_training = model.training
     model.eval()
     outputs = []
-    device_type = loader.images.device.type
     for x, _ in loader:
-        with torch.autocast(device_type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        with autocast(loader.images.device, autocast_dtype):
             outputs.append(tta_logits(model, x, flip=tta_flip, translate=tta_translate))
     model.train(was_training)
     return torch.cat(outputs)

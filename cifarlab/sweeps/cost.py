@@ -10,15 +10,17 @@ and 10,000 test images (the probe reads no data: random tensors cost the same).
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cifarlab.config import Config
 from cifarlab.errors import ConfigError, ModelError
 from cifarlab.sweeps.spec import SweepSpec
+
+if TYPE_CHECKING:
+    import torch
 
 TRAIN_IMAGES, TEST_IMAGES = 50_000, 10_000
 PROBE_SECONDS = 0.5  # timed passes per network, after the warm-up passes
@@ -86,43 +88,39 @@ def _per_image(step, batch: int, seconds: float) -> float:
     return statistics.median(times) / batch
 
 
-def probe(cfg: Config) -> tuple[float, float]:
-    """Measured seconds per training image and per evaluated image-view of ``cfg``'s network here."""
+def probe(cfg: Config, model: torch.nn.Module) -> tuple[float, float]:
+    """Measured seconds per training image and per evaluated image-view of ``cfg``'s network, ``model``, here.
+
+    The probe trains ``model``: pass a fresh one.
+    """
     import torch
 
-    from cifarlab.devices import resolve_device, resolve_precision
-    from cifarlab.models import build_model
+    from cifarlab.devices import autocast, resolve_device, resolve_precision, synchronize
     from cifarlab.training.optim import build_optimizer
 
     device = resolve_device(cfg.train.device)
     dtype = resolve_precision(cfg.train.precision, device)
-    torch.manual_seed(0)
     layout = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = build_model(cfg.model).to(device).to(memory_format=layout)
+    model = model.to(device).to(memory_format=layout)
     optimizer = build_optimizer(model, cfg.optim)
 
     def images(n: int) -> torch.Tensor:
         return torch.randn(n, 3, 32, 32, device=device).contiguous(memory_format=layout)
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     def train_step(n: int) -> None:
         x, y = images(n), torch.randint(0, 10, (n,), device=device)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device, dtype):
             loss = torch.nn.functional.cross_entropy(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        sync()
+        synchronize(device)
 
     @torch.no_grad()
     def eval_step(n: int) -> None:
-        x = images(n)
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            model(x)
-        sync()
+        with autocast(device, dtype):
+            model(images(n))
+        synchronize(device)
 
     model.train()
     per_train = _per_image(train_step, cfg.train.batch_size, PROBE_SECONDS)
@@ -137,6 +135,7 @@ def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
     ``measure``, its time here from a probe of each distinct network, run with a worker's share of the cores."""
     from cifarlab.inspection.arch import describe_arch
     from cifarlab.models import build_model
+    from cifarlab.sweeps.runner import worker_threads
 
     planned = [(t.label, spec.compose(t.overrides)) for t in spec.trials] or \
         [(f"trial {i} (base settings)", spec.compose({})) for i in range(spec.budget)]
@@ -148,17 +147,18 @@ def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // spec.options.workers))
+        torch.set_num_threads(worker_threads(spec.options.workers))  # the probe times what a worker will have
     try:
         for label, cfg in planned:
             key = _probe_key(cfg)
             if key not in macs:
                 try:
-                    macs[key] = describe_arch(build_model(cfg.model))["macs"]
+                    model = build_model(cfg.model)
                 except ModelError as exc:  # model arguments are checked when the network is built: here
                     raise ConfigError(f"{spec.source}: trial '{label}': {exc}") from None
+                macs[key] = describe_arch(model)["macs"]
                 if measure:
-                    rates[key] = probe(cfg)
+                    rates[key] = probe(cfg, model)
             train, epochs, views = _counts(cfg)
             seconds = None
             if measure:

@@ -256,9 +256,14 @@ def worker_devices(options) -> list[str | None]:
     return devices
 
 
+def worker_threads(workers: int) -> int:
+    """Each worker's share of this machine's cores when ``workers`` processes train side by side."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def worker_env(device: str | None, workers: int, storage_url: str) -> dict[str, str]:
     """A worker process's environment: the storage, its share of the cores, and its device if pinned."""
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = str(worker_threads(workers))
     env = {**os.environ, STORAGE_ENV: storage_url, PARENT_ENV: str(os.getpid()), THREADS_ENV: threads,
            "OMP_NUM_THREADS": threads}
     if device is not None:  # the worker sees its one GPU as cuda:0 (or none, pinned to the CPU)

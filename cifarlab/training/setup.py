@@ -16,7 +16,7 @@ import torch.nn as nn
 from cifarlab.config import Config
 from cifarlab.data.loader import DeviceLoader, normalize
 from cifarlab.data.split import Splits
-from cifarlab.devices import resolve_precision
+from cifarlab.devices import autocast, resolve_precision
 from cifarlab.inspection.arch import describe_arch
 from cifarlab.models import build_model
 from cifarlab.training.ema import EMA
@@ -45,8 +45,7 @@ class Setup:
 
     def autocast(self) -> torch.autocast:
         """The run's precision for a forward pass."""
-        return torch.autocast(self.device.type, dtype=self.precision or torch.float32,
-                              enabled=self.precision is not None)
+        return autocast(self.device, self.precision)
 
 
 def setup(cfg: Config, splits: Splits, device: torch.device) -> Setup:

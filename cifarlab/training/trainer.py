@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from cifarlab import config as config_mod
 from cifarlab.config import Config
 from cifarlab.data.split import Split, Splits, prepare_splits
-from cifarlab.devices import resolve_device
+from cifarlab.devices import resolve_device, synchronize
 from cifarlab.errors import CifarlabError, ConfigError, DiskError
 from cifarlab.evaluation.inference import evaluate_split
 from cifarlab.evaluation.metrics import EvalReport
@@ -207,10 +207,10 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
         state.step += 1
         ran = i + 1 - skip  # the batches timed since t0: a resumed epoch's skipped ones were run before it
         if compiling:
-            _synchronize(run.device)
+            synchronize(run.device)
             warmup, compiling = time.perf_counter() - t0, False
         if not clock.estimated:  # the first batches of a session: measure for the expected time
-            _synchronize(run.device)
+            synchronize(run.device)
             log.say_some(clock.batch(ran, ran * loader.batch_size, time.perf_counter() - t0))
         if (i + 1) % _SYNC_EVERY == 0 or i + 1 == len(loader):
             recent = torch.stack(losses[-_SYNC_EVERY:]).float()
@@ -228,7 +228,7 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
             raise Interrupted(stop.signum, f"stopped by {stop.name} at epoch {epoch}, step {i + 1} of "
                                            f"{len(loader)}; checkpoint saved in {log.run_dir.path}")
     bar.close()
-    _synchronize(run.device)
+    synchronize(run.device)
     seconds = time.perf_counter() - t0 - warmup + state.epoch_seconds
     state.epoch_steps, state.epoch_losses, state.epoch_correct, state.epoch_seconds = 0, [], 0, 0.0
     state.compile_seconds += warmup
@@ -268,11 +268,6 @@ def _evaluate(cfg: Config, run: Setup, split: Split, state: TrainState, views: b
     report = evaluate_split(run.eval_model, cfg, split, run.device, views)
     state.eval_seconds += time.perf_counter() - t0
     return report
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":  # CUDA runs ahead of the host: a time taken before this is not the work's
-        torch.cuda.synchronize(device)
 
 
 class _Log:
