@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cifarlab.errors import ModelError
-from cifarlab.fileio import atomic_path
 from cifarlab.formatting import fmt_shape
 
 _COLORS = {"Conv": "#9ecae1", "Linear": "#fdae6b", "BatchNorm": "#c7e9c0", "Pool": "#dadaeb",
@@ -37,14 +36,11 @@ def _draw_skip(ax, pos, block: str, first: int, last: int, per_column: int) -> N
 def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
     """Draw ``report`` (an :class:`InspectReport`) to ``path``; the format follows the extension."""
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt not in ("png", "svg"):
+    if path.suffix.lower() not in (".png", ".svg"):
         raise ModelError(f"{path}: diagram must be a .png or .svg file")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
+
+    from cifarlab.reporting.plots import plt, save_figure
 
     rows = report.rows
     ncol = max(1, -(-len(rows) // per_column))
@@ -70,7 +66,5 @@ def draw_diagram(report, path: str | Path, per_column: int = 24) -> Path:
         ax.text(x + 1.5, y - 0.5, fmt_shape(r.output_shape), ha="left", va="center", fontsize=6, color="#333")
     for block, first, last in report.residuals:
         _draw_skip(ax, pos, block, first, last, per_column)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -21,6 +21,8 @@ from cifarlab.rundir import RunDir
 # The write-up's columns, then what only a tool keeps track of.
 COLUMNS = ["label", "lr", "batch size", "epochs", "arch", "optimizer", "regularization", "activation",
            "normalization", "val acc", "test acc", "writeup acc", "params", "wall time", "device", "seed", "status"]
+# What "at chance" means in a table, said once (reporting/html/sweep.py says it too).
+CHANCE_TEST = "Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level)"
 # Sweep trials run by Slurm array tasks: each attempt's task and host (cifarlab.sweeps.slurm.describe_attempt).
 SLURM_COLUMN = "slurm task"
 
@@ -225,10 +227,22 @@ def aggregate_repeats(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def configurations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per configuration: :func:`aggregate_repeats` when some configuration has several seeds, else ``rows``."""
+    return aggregate_repeats(rows) if is_repeated(rows) else rows
+
+
+def ranked_table(rows: list[dict[str, Any]], fmt: str) -> str:
+    """A sweep's table: its :func:`configurations`, best validation accuracy first, without test accuracy (stated
+    once, for the best trial), then (text and Markdown) the legend of its marks."""
+    shown = sort_rows(configurations(rows))
+    table = format_rows(shown, columns_for(rows, test=False), fmt)
+    return "\n\n".join([table, legend(shown)]) if fmt in ("table", "markdown") and legend(shown) else table
+
+
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best completed run (or configuration, when repeated) by validation accuracy; never by test."""
-    table = aggregate_repeats(rows) if is_repeated(rows) else rows
-    done = [r for r in table if str(r["status"]).startswith("completed") and r["val acc"] is not None]
+    done = [r for r in configurations(rows) if str(r["status"]).startswith("completed") and r["val acc"] is not None]
     return max(done, key=lambda r: r["val acc"]) if done else None
 
 
@@ -248,15 +262,12 @@ def write_results(sweep_dir: Path, rows: list[dict[str, Any]], best: dict[str, A
     from cifarlab.reporting.writeup import format_comparison, plot_comparison
 
     write_text(sweep_dir / "results.csv", format_rows(sort_rows(rows), columns_for(rows) + ["run"], "csv"))
-    shown = sort_rows(aggregate_repeats(rows) if is_repeated(rows) else rows)
     intro = "Ranked on validation accuracy; test accuracy is reported once, for the best trial, below."
-    markdown = [f"# {title}", "", intro, "", format_rows(shown, columns_for(rows, test=False), "markdown"), ""]
-    markdown += [legend(shown), ""] if legend(shown) else []
+    markdown = [f"# {title}", "", intro, "", ranked_table(rows, "markdown"), ""]
     markdown += [line + "  " for line in describe_best(best).splitlines()]  # two spaces: a Markdown line break
     stuck = [r for r in sort_rows(rows, "label") if is_at_chance(r)]
     if stuck:
-        markdown += ["", "## Rows that did not learn", "",
-                     "Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level):", ""]
+        markdown += ["", "## Rows that did not learn", "", f"{CHANCE_TEST}:", ""]
         markdown += [f"- {r['label']}: {loss_trend(r['run'])}" for r in stuck]
         markdown += ["", "![training loss of the rows at chance](plots/at_chance.png)"]
     failed = [r for r in rows if r.get("error")]

@@ -33,6 +33,8 @@ ONE_FACTOR = [
     ("dropout: on -> off (BatchNorm)", 14, 15),
 ]
 PAIR_COLUMNS = ["comparison", "rows", "writeup", "ours", "beyond spread", "same sign"]
+PAIRS_INTRO = ("The write-up's one-factor comparisons (row b - row a, in test accuracy points; beyond spread: larger "
+               "than twice the difference's standard error from the seed-to-seed spread)")
 PERMUTATIONS = 9999  # permutation test resamples: p-values to about 0.01 at the 5% level
 
 
@@ -180,7 +182,5 @@ def format_agreement(rows: list[dict[str, Any]], fmt: str = "table") -> str:
         text = "\n".join([head] + [f"  {line}" for line in lines])
     if found["pairs"]:
         cells = [dict(zip(PAIR_COLUMNS, pair_cells(p))) for p in found["pairs"]]
-        intro = ("The write-up's one-factor comparisons (row b - row a, test accuracy points; beyond spread: "
-                 "larger than twice the difference's standard error from the seed-to-seed spread):")
-        text += "\n\n" + intro + "\n\n" + format_rows(cells, PAIR_COLUMNS, fmt)
+        text += f"\n\n{PAIRS_INTRO}:\n\n" + format_rows(cells, PAIR_COLUMNS, fmt)
     return text

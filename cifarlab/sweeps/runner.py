@@ -28,9 +28,8 @@ from cifarlab.errors import CifarlabError, ConfigError, DiskError, first_line
 from cifarlab.fileio import write_text
 from cifarlab.formatting import duration
 from cifarlab.preemption import Interrupted
-from cifarlab.reporting.runs import (COLUMNS, SLURM_COLUMN, aggregate_repeats, best_row, collect_run, columns_for,
-                                     describe_best, is_repeated, loss_trend, read_run, row_from_record, sort_rows,
-                                     write_results)
+from cifarlab.reporting.runs import (COLUMNS, SLURM_COLUMN, best_row, collect_run, describe_best, loss_trend,
+                                     ranked_table, read_run, row_from_record, write_results)
 from cifarlab.reporting.tables import is_at_chance
 from cifarlab.rundir import RunDir
 from cifarlab.sweeps import slurm
@@ -57,13 +56,10 @@ class SweepResult:
     def table(self, fmt: str = "table") -> str:
         """The sweep's table: configurations (mean ± std when repeated), best first, without test accuracy (reported
         once, for the best trial, and beside the write-up's accuracies in the comparison that follows, if any)."""
-        from cifarlab.reporting.tables import format_rows, legend
         from cifarlab.reporting.writeup import format_comparison
 
-        shown = sort_rows(aggregate_repeats(self.rows) if is_repeated(self.rows) else self.rows)
-        text = format_rows(shown, columns_for(self.rows, test=False), fmt)
-        notes = [legend(shown), format_comparison(self.rows, fmt)] if fmt in ("table", "markdown") else []
-        return "\n\n".join([text] + [n for n in notes if n])
+        comparison = format_comparison(self.rows, fmt) if fmt in ("table", "markdown") else ""
+        return "\n\n".join(t for t in (ranked_table(self.rows, fmt), comparison) if t)
 
     def best_summary(self) -> str:
         """The best trial and its test accuracy, reported once."""

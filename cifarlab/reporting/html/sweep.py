@@ -15,12 +15,12 @@ from typing import Any, Callable
 
 from cifarlab.formatting import Cell, cell, esc, html_table
 from cifarlab.reporting.html.page import guarded, note, plotted, png_img, section
-from cifarlab.reporting.runs import (aggregate_repeats, best_row, collect_runs, columns_for, describe_best,
-                                     is_repeated, loss_trend, sort_rows)
+from cifarlab.reporting.runs import (CHANCE_TEST, aggregate_repeats, best_row, collect_runs, columns_for,
+                                     describe_best, is_repeated, loss_trend, sort_rows)
 from cifarlab.reporting.sweep_plots import plot_at_chance, plot_best_curves, plot_parameters, plot_trials
 from cifarlab.reporting.tables import ACCURACIES, cell_text, is_at_chance, legend
-from cifarlab.reporting.writeup import (NOTE, PAIR_COLUMNS, agreement, agreement_lines, comparison_rows, pair_cells,
-                                        plot_comparison)
+from cifarlab.reporting.writeup import (NOTE, PAIR_COLUMNS, PAIRS_INTRO, agreement, agreement_lines, comparison_rows,
+                                        pair_cells, plot_comparison)
 from cifarlab.rundir import RunDir
 
 
@@ -128,8 +128,7 @@ def at_chance(view: RunsView) -> str:
     """The runs that ended at chance, and their training loss per epoch: they did not learn."""
     stuck = [r for r in sort_rows(view.rows, "label") if is_at_chance(r)]
     rows = [[r["label"], cell(r["val acc"], cell_text(r, "val acc")), loss_trend(r["run"])] for r in stuck]
-    return (note("Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level): "
-                 "these runs did not learn, and their accuracy is no result.")
+    return (note(f"{CHANCE_TEST}: these runs did not learn, and their accuracy is no result.")
             + html_table(["label", "val acc", "training"], rows)
             + png_img(plotted(plot_at_chance, view.rows), "training loss of the runs at chance"))
 
@@ -142,9 +141,7 @@ def writeup_agreement(view: RunsView) -> str:
     lines = "".join(f"<li>{esc(line)}</li>" for line in agreement_lines(found))
     pairs = html_table(PAIR_COLUMNS, [pair_cells(p) for p in found["pairs"]]) if found["pairs"] else ""
     return (note(f"Test accuracies, {NOTE}.") + f"<ul>{lines}</ul>"
-            + ("<p>The write-up's one-factor comparisons (row b - row a, in test accuracy points; beyond spread: "
-               "larger than twice the difference's standard error from the seed-to-seed spread):</p>" + pairs
-               if pairs else ""))
+            + (f"<p>{esc(PAIRS_INTRO)}:</p>{pairs}" if pairs else ""))
 
 
 def sweep_sections(path: str | Path, rows: list[dict[str, Any]] | None = None) -> tuple[str, str, list[str]]:
