@@ -12,6 +12,7 @@ import yaml
 
 from cifarlab.cli import main
 from cifarlab.sweeps import runner, slurm
+from cifarlab.sweeps.options import STORAGE_ENV
 
 GRID = {"name": "tiny", "base": {"preset": "seed"}, "fixed": {"train.epochs": 1},
         "search": {"grid": {"optim.lr": [0.003, 0.0003]}}}
@@ -31,8 +32,19 @@ def test_dry_run_writes_and_prints_the_script_and_gpus_pin_the_worker(tmp_path, 
     assert "#SBATCH --array=0-2\n" in printed and "#SBATCH --requeue\n" in printed and "--gres=gpu:2" in printed
     assert "#SBATCH --signal=TERM@60\n" in printed and f"export {slurm.REQUEUE_ENV}=1\n" in printed
     worker = shlex.split(printed.splitlines()[-1])
-    assert worker[:2] == ["exec", "srun"] and worker[-2:] == ["--devices", "all"]
-    assert worker[worker.index("--storage") + 1] == "postgresql://u:pw@db/s" and "--slurm" not in worker
+    assert worker[:3] == ["exec", "srun", "--export=ALL"] and worker[-2:] == ["--devices", "all"]
+    # The password stays off the worker's command line, which every user of the node sees in ps.
+    assert "--storage" not in worker and "pw" not in printed.splitlines()[-1] and "--slurm" not in worker
+    assert f"export {STORAGE_ENV}=postgresql://u:pw@db/s\n" in printed
+
+
+def test_the_storage_may_come_from_the_environment(tmp_path, capsys, monkeypatch):
+    command = _sweep(tmp_path, "--slurm", "2", "--dry-run")
+    del command[command.index("--storage"):command.index("--storage") + 2]
+    monkeypatch.setenv(STORAGE_ENV, "postgresql://u:it's@db/s")  # a quote, which the script must keep
+    assert main(command) == 0
+    exported = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"export {STORAGE_ENV}="))
+    assert shlex.split(exported.removeprefix("export "))[0] == f"{STORAGE_ENV}=postgresql://u:it's@db/s"
 
 
 def test_without_gpus_the_workers_option_is_passed_on(tmp_path, capsys):

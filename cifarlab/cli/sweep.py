@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
         runner.exit_with_coordinator()
         torch.set_num_threads(int(os.environ[runner.THREADS_ENV]))  # the machine's cores, shared among workers
-        runner.run_worker(spec, Path(args.out_dir), os.environ[runner.STORAGE_ENV])
+        runner.run_worker(spec, Path(args.out_dir), spec.options.storage)  # the coordinator's, from STORAGE_ENV
         return 0
     try:
         result = run_sweep(spec)

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+# The storage URL when --storage is not given: how a password reaches workers without a command line showing it.
+STORAGE_ENV = "CIFARLAB_SWEEP_STORAGE"
 
 
 def _option(metavar: str | None, help: str, *, key: str | None = None, default: Any = None, worker: bool = True,
@@ -46,7 +51,8 @@ class SweepOptions:
     # The URL may hold a password, which a command line would show to `ps`: workers get it in their environment.
     storage: str | None = _option(
         "URL", "SQLAlchemy URL of the Optuna study, e.g. postgresql://user:pw@host/db for workers on several "
-        "machines (default: sqlite:///SWEEP_DIR/study.db)", worker=False)
+        f"machines (default: ${STORAGE_ENV} if set, which keeps a password out of command lines, else "
+        "sqlite:///SWEEP_DIR/study.db)", worker=False)
     workers: int = _option("N", "worker processes on this machine (default 1)", default=1, worker=False)
     devices: str | None = _option(
         "LIST", "one worker per device, pinned to it: cuda:0,cuda:1 or all (every GPU here)", worker=False)
@@ -95,5 +101,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def from_args(args: argparse.Namespace) -> SweepOptions:
-    """The options parsed by :func:`add_arguments`."""
-    return SweepOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepOptions)})
+    """The options parsed by :func:`add_arguments`; ``--storage`` defaults to ``$CIFARLAB_SWEEP_STORAGE``."""
+    options = SweepOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepOptions)})
+    return dataclasses.replace(options, storage=options.storage or os.environ.get(STORAGE_ENV) or None)

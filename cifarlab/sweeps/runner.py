@@ -34,11 +34,10 @@ from cifarlab.reporting.tables import is_at_chance
 from cifarlab.rundir import RunDir
 from cifarlab.sweeps import slurm
 from cifarlab.sweeps import study as study_mod
+from cifarlab.sweeps.options import STORAGE_ENV
 from cifarlab.sweeps.spec import SweepSpec, Trial, dump, slug
 
-# How a coordinator hands its storage URL and its own pid to worker processes
-# (the URL may hold a password, which a command line would show to `ps`).
-STORAGE_ENV = "CIFARLAB_SWEEP_STORAGE"
+# How a coordinator hands its own pid to worker processes (and its storage URL: options.STORAGE_ENV).
 PARENT_ENV = "CIFARLAB_SWEEP_PARENT"
 THREADS_ENV = "CIFARLAB_TORCH_THREADS"
 DEVICE_ENV = "CIFARLAB_SWEEP_DEVICE"  # the train.device of a worker pinned by --devices

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cifarlab.errors import ConfigError
 from cifarlab.fileio import write_text
+from cifarlab.sweeps.options import STORAGE_ENV
 
 SCRIPT = "slurm-sweep.sh"
 REQUEUE_ENV = "CIFARLAB_SLURM_REQUEUE"  # set by the script: on SIGTERM, the worker requeues its own task
@@ -60,10 +61,11 @@ def wants_gpus(slurm_options: list[str]) -> bool:
     return any(_GPU_OPTION.match(option) for option in slurm_options)
 
 
-def worker_command(spec, sweep_dir: Path, storage: str, slurm_options: list[str]) -> list[str]:
-    """The ``cifarlab sweep`` command each array task runs: this one's options, without ``--slurm``."""
+def worker_command(spec, sweep_dir: Path, slurm_options: list[str]) -> list[str]:
+    """The ``cifarlab sweep`` command each array task runs: this one's options, without ``--slurm`` and without
+    ``--storage``, which reaches it in its environment (:data:`~cifarlab.sweeps.options.STORAGE_ENV`)."""
     options = dataclasses.replace(spec.options, out_dir=str(sweep_dir))
-    command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *options.argv(), "--storage", storage]
+    command = [sys.executable, "-m", "cifarlab", "sweep", spec.source, *options.argv()]
     if options.devices is not None:
         command += ["--devices", options.devices]
     elif wants_gpus(slurm_options):  # the task's GPUs, as Slurm's CUDA_VISIBLE_DEVICES numbers them
@@ -89,7 +91,10 @@ def script(spec, sweep_dir: Path, storage: str, tasks: int, slurm_options: list[
              "# which goes back to the study, and requeues this task: Slurm never requeues a task at its time "
              "limit.",
              f"export {REQUEUE_ENV}=1",
-             "exec srun " + shlex.join(worker_command(spec, sweep_dir, storage, slurm_options)),
+             "# The storage URL (and its password) goes to the worker in its environment: a command line shows in ps.",
+             f"export {STORAGE_ENV}={shlex.quote(storage)}",
+             # --export=ALL: the environment above reaches the worker even under --slurm-option=--export=NONE
+             "exec srun --export=ALL " + shlex.join(worker_command(spec, sweep_dir, slurm_options)),
              ""]
     return "\n".join(lines)
 
