@@ -39,8 +39,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cifarlab`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = warnings.formatwarning
     if not args.debug:  # a warning (a cache that cannot be written, ...) is one line too, without our source line
         warnings.formatwarning = lambda message, *_: f"cifarlab {args.command}: warning: {message}\n"
+    try:
+        return _run(args)
+    finally:  # a program calling main() keeps its own warning format
+        warnings.formatwarning = previous
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the sub-command; a user's error, a disk fault or an interrupt is one line on stderr and an exit code."""
     try:
         with sigterm_raises():
             return int(args.func(args) or 0)
