@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from typing import Any
 
 import torch
 
@@ -113,16 +114,22 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def machine_facts() -> dict[str, Any]:
+    """What a timing here depends on: the CPU, its cores and flags, the kernels in use, torch and its threads, the
+    GPU, Python. The kernels can be held below what the CPU has (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``)
+    to stand in for an older CPU, so they are facts of their own: the flags alone would then mislead."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "cpu_flags": cpu_flags(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "onednn_isa_cap": onednn_isa_cap(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "python": platform.python_version()}
+
+
 def machine() -> str:
-    """One line naming the machine, its CPU flags that matter, the kernels in use, torch build and threads.
-
-    The kernels can be held below what the CPU has (``ATEN_CPU_CAPABILITY``, ``ONEDNN_MAX_CPU_ISA``), to stand
-    in for an older CPU; the line says so, since the flags alone would then mislead.
-    """
-    from cifarlab.devices import onednn_isa_cap
-
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    cap = onednn_isa_cap()
-    kernels = f"ATen kernels {torch.backends.cpu.get_cpu_capability()}" + (f", oneDNN capped at {cap}" if cap else "")
-    return (f"{cpu_model()}, {os.cpu_count()} cores ({cpu_flags_line()}; {kernels}), torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads){gpu}, Python {platform.python_version()}")
+    """:func:`machine_facts` in one line, the one every benchmark prints."""
+    facts = machine_facts()
+    cap, gpu = facts["onednn_isa_cap"], facts["gpu"]
+    kernels = f"ATen kernels {facts['cpu_capability']}" + (f", oneDNN capped at {cap}" if cap else "")
+    return (f"{facts['cpu']}, {facts['cores']} cores ({cpu_flags_line(facts['cpu_flags'])}; {kernels}), torch "
+            f"{facts['torch']} ({facts['torch_threads']} threads){', GPU ' + gpu if gpu else ''}, "
+            f"Python {facts['python']}")

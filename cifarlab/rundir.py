@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -188,24 +187,16 @@ def _git_commit() -> str | None:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """Versions, machine and device facts worth keeping beside a result."""
+    """Versions, machine (:func:`cifarlab.devices.machine_facts`) and device facts worth keeping beside a result."""
     import numpy as np
     import torch
 
     from cifarlab import __version__
-    from cifarlab.devices import onednn_isa_cap
+    from cifarlab.devices import machine_facts
 
-    info: dict[str, Any] = {
-        "cifarlab": __version__, "git_commit": _git_commit(), "python": platform.python_version(),
-        "torch": torch.__version__, "numpy": np.__version__, "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(), "device": str(device), "command": sys.argv,
-        "started_at": timestamp(),
-        # the vector kernels ATen dispatched to: ATEN_CPU_CAPABILITY can lower them, as can oneDNN's own cap
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-    }
-    if (cap := onednn_isa_cap()) is not None:
-        info["onednn_isa_cap"] = cap
+    info: dict[str, Any] = {"cifarlab": __version__, "git_commit": _git_commit(), **machine_facts(),
+                            "numpy": np.__version__, "platform": platform.platform(), "device": str(device),
+                            "command": sys.argv, "started_at": timestamp()}
     if device.type == "cuda":
         info["cuda"] = torch.version.cuda
         info["gpu"] = torch.cuda.get_device_name(device)

@@ -54,6 +54,10 @@ def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolde
     env = json.loads((out / "env.json").read_text())
     assert env["torch"] == torch.__version__ and env["device"] == "cpu"
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    # The CPU named, with its flags: a timing in a run directory says what it was measured on.
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    assert f"model name\t: {env['cpu']}\n" in cpuinfo and env["cores"] == os.cpu_count()
+    assert env["cpu_flags"]["AVX2"] == (" avx2 " in cpuinfo) and set(env["cpu_flags"]) >= {"AVX2", "AVX-512 BF16"}
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["optim"]["lr"] == 5e-4 and config["train"]["epochs"] == 1
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -72,8 +76,8 @@ def test_cli_one_epoch_writes_every_artifact_and_evaluate_agrees(tiny_imagefolde
     model.eval()
     test = cifarlab.load_dataset(tiny_imagefolder, progress=False)
     mean, std = (torch.tensor(config["data"][k]).view(1, 3, 1, 1) for k in ("mean", "std"))
-    x = (torch.from_numpy(test.test_images).permute(0, 3, 1, 2).float() / 255 - mean) / std
-    labels = torch.from_numpy(test.test_labels).long()
+    x = (torch.from_numpy(np.array(test.test_images)).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    labels = torch.from_numpy(np.array(test.test_labels)).long()
     with torch.no_grad():
         logits = model(x)
     predicted = logits.argmax(1).numpy()
