@@ -50,16 +50,15 @@ def run(args: argparse.Namespace) -> int:
     if args.slurm_option:
         raise ConfigError("--slurm-option is an sbatch option for --slurm TASKS; give --slurm too")
     if args.dry_run:
-        from cifarlab.devices import cpu_flags_line, cpu_model
+        from cifarlab.devices import machine
         from cifarlab.sweeps.cost import describe_costs, format_costs, sweep_costs
 
         costs = sweep_costs(spec, measure=not args.no_probe)
-        machine = f"{cpu_model()} ({cpu_flags_line()})"
         if args.json:
-            cost = describe_costs(costs, spec.options.workers, machine)
+            cost = describe_costs(costs, spec.options.workers, machine())
             print(json.dumps({**describe(spec), "cost": cost}, indent=2, ensure_ascii=False))
         else:
-            print(dump(spec).rstrip("\n") + "\n" + format_costs(costs, spec.options.workers, machine))
+            print(dump(spec).rstrip("\n") + "\n" + format_costs(costs, spec.options.workers, machine()))
         return 0
     if args.worker:
         import torch
