@@ -60,7 +60,8 @@ def main() -> None:
     print(f"machine: {machine()}")
     if ort is None:
         print("onnxruntime not installed (pip install 'cifarlab[export]'): eager PyTorch only")
-    print(f"{'model':<14}{'batch':>6}{'eager img/s':>13}{'eager ms':>10}{'ORT img/s':>11}{'ORT ms':>9}{'ORT/eager':>11}")
+    print(f"{'model':<14}{'batch':>6}{'eager img/s':>13}{'eager ms':>10}{'ORT img/s':>11}{'ORT ms':>9}"
+          f"{'ORT/eager':>11}")
     torch.manual_seed(0)
     for label in labels:
         model = create_model(_factory(label), **MODELS[label]).eval()

@@ -109,7 +109,7 @@ class RunDir:
         return [r for r in self.metrics() if r.get("type") == "step"]
 
     def predictions(self) -> dict[str, torch.Tensor] | None:
-        """The final test pass: ``index`` (test-set positions), ``label`` and ``probs`` (N x classes); None if absent."""
+        """The final test pass: ``index`` (test-set positions), ``label``, ``probs`` (N x classes); None if absent."""
         from safetensors.torch import load_file
 
         file = self.path / self.PREDICTIONS
@@ -153,7 +153,8 @@ class RunDir:
         import torch
         from safetensors.torch import save
 
-        tensors = {"index": index.to("cpu", torch.int64).contiguous(), "label": label.to("cpu", torch.int64).contiguous(),
+        tensors = {"index": index.to("cpu", torch.int64).contiguous(),
+                   "label": label.to("cpu", torch.int64).contiguous(),
                    "probs": probs.to("cpu", torch.float32).contiguous()}
         write_bytes(self.path / self.PREDICTIONS, save(tensors))
 

@@ -86,7 +86,7 @@ def test_other_os_errors_are_not_disk_faults(tmp_path):
 def test_a_cache_that_cannot_be_written_is_a_warning_and_the_data_is_used(tmp_path):
     archive = synthetic.make_imagefolder_archive(tmp_path / "d.tar", 2, 1)
     with small_disk(tmp_path / "disk", "64k") as disk:  # room for the hash index, not for the arrays
-        with pytest.warns(UserWarning, match=f"cannot write the cache file: No space left on device; "
+        with pytest.warns(UserWarning, match="cannot write the cache file: No space left on device; "
                                              "using the data without the cache"):
             data = load_dataset(archive, cache_dir=disk, progress=False)
         assert len(data.train_labels) == 20

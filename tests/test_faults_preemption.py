@@ -66,7 +66,8 @@ def test_ctrl_c_twice_stops_at_once_but_sigterm_twice_waits():
             assert stop.signum == signal.SIGTERM
 
 
-# A small net, 25 steps an epoch (250 images, 50 more held out): the signal, sent once epoch 1 is logged, lands in epoch 2 or 3.
+# A small net, 25 steps an epoch (250 images, 50 more held out): the signal, sent once epoch 1 is logged, lands in
+# epoch 2 or 3.
 TRAIN = ["--preset", "seed", "--set", "model.name=seedlike", "--set", "model.args={conv: 2, fc: 1, width: 8}",
          "--epochs", "3", "--max-train-images", "300", "--set", "data.val_size=50", "--set", "train.batch_size=10",
          "--no-progress"]
@@ -129,7 +130,8 @@ def test_sigterm_at_a_step_checkpoints_that_step_and_resume_is_bit_exact(tiny_im
     resumed = cifarlab.train(resume=run, **kw)
     assert resumed.summary["status"] == "completed"
     assert _same_weights(tmp_path / "straight" / RunDir.WEIGHTS, run / RunDir.WEIGHTS)
-    untimed = [{k: v for k, v in r.items() if "seconds" not in k and k != "images_per_s"} for r in RunDir(run).metrics()]
+    untimed = [{k: v for k, v in r.items() if "seconds" not in k and k != "images_per_s"}
+               for r in RunDir(run).metrics()]
     assert untimed == [{k: v for k, v in r.items() if "seconds" not in k and k != "images_per_s"}
                        for r in RunDir(tmp_path / "straight").metrics()]
 

@@ -37,7 +37,8 @@ def test_translate_tta_weighs_the_image_half_and_each_shift_a_quarter():
     x, model = torch.randn(4, 3, 8, 8), PixelProbe()
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
     up_left, down_right = padded[..., :8, :8], padded[..., 2:, 2:]
-    assert torch.equal(up_left[..., 1:, 1:], x[..., :-1, :-1]) and torch.equal(down_right[..., :-1, :-1], x[..., 1:, 1:])
+    assert torch.equal(up_left[..., 1:, 1:], x[..., :-1, :-1])
+    assert torch.equal(down_right[..., :-1, :-1], x[..., 1:, 1:])
 
     def flipped(v):
         return (model(v) + model(v.flip(3))) / 2

@@ -26,7 +26,8 @@ def test_what_is_written_is_read_back(tmp_path):
 
 def test_a_corrupted_metrics_line_is_skipped_with_a_warning_naming_file_and_line(tmp_path):
     rd = RunDir(tmp_path)
-    (tmp_path / RunDir.METRICS).write_text('{"type": "epoch", "epoch": 1}\n{"type": "ep\n[1, 2]\n{"type": "epoch", "epoch": 2}\n')
+    (tmp_path / RunDir.METRICS).write_text(
+        '{"type": "epoch", "epoch": 1}\n{"type": "ep\n[1, 2]\n{"type": "epoch", "epoch": 2}\n')
     with pytest.warns(UserWarning) as caught:
         assert [r["epoch"] for r in rd.epochs()] == [1, 2]
     assert [str(w.message).split(": ")[0] for w in caught] == [f"{tmp_path / RunDir.METRICS}:2",

@@ -9,7 +9,7 @@ import yaml
 
 from cifarlab.cli import main
 from cifarlab.errors import ConfigError
-from cifarlab.sweeps import SweepOptions, list_sweeps, load_sweep
+from cifarlab.sweeps import SweepOptions, load_sweep
 from cifarlab.sweeps.study import open_study
 
 GRID = {
@@ -64,7 +64,8 @@ def test_sampler_space_is_validated_at_both_ends(tmp_path, capsys):
     ({"search": {"grid": {"optim.lr": [1]}, "runs": []}}, "key 'search' needs exactly one of grid, runs or sampler"),
     ({"search": None}, "key 'search' must be a mapping, got None"),
     ({"search": {"grid": {"train.batch_size": ["big"]}}}, "key 'train.batch_size' must be an integer, got 'big'"),
-    ({"search": {"runs": [{"label": "a", "set": {"optim.name": "rmsprop"}}]}}, "trial 'a': key 'optim.name' must be one of"),
+    ({"search": {"runs": [{"label": "a", "set": {"optim.name": "rmsprop"}}]}},
+     "trial 'a': key 'optim.name' must be one of"),
     ({"search": {"runs": [{"set": {}, "colour": 1}]}},
      "unknown key 'search.runs[0].colour'; keys of search.runs[0]: label, set, writeup_accuracy"),
     ({"search": {"runs": [{"label": "a"}, {"label": "a"}]}}, "key 'search.runs[1].label': 'a' is used twice"),

@@ -287,7 +287,8 @@ class _Log:
         val = 0 if splits.val is None else len(splits.val)
         self.say(f"run {run_dir.path}  model {self._model_name()} ({run.arch['params']:,} params)  "
                  f"data {splits.source}: {len(splits.train):,} train / {val:,} val / {len(splits.test):,} test  "
-                 f"device {run.device} ({self._precision()})" + (f"  resuming after epoch {resumed}" if resumed else ""))
+                 f"device {run.device} ({self._precision()})"
+                 + (f"  resuming after epoch {resumed}" if resumed else ""))
         self.say(_HEADER)
 
     def say(self, line: str) -> None:
