@@ -1,11 +1,13 @@
 """CIFAR-10-C-style common corruptions, generated deterministically from uint8 images.
 
 Ten corruptions of ``make_cifar_c.py`` (Hendrycks and Dietterich, ICLR 2019, ``hendrycks/robustness``) with
-its parameter for each severity (:data:`CORRUPTIONS`), rebuilt with numpy and Pillow so any test set can be
-corrupted without downloading CIFAR-10-C's 2.7 GB. Its scikit-image and OpenCV helpers are re-implemented with
-the same definitions, rounded as they round (float32 where OpenCV works in float32, scipy's summation order):
-the seven deterministic corruptions give the script's bytes at every severity, on all 10,000 CIFAR-10 test
-images (JPEG q75 copy) with scikit-image 0.26, OpenCV 5.1 and scipy 1.17, checked once; the test
+its parameter for each severity (:data:`CORRUPTIONS`), rebuilt with numpy, scipy, matplotlib and Pillow so any test
+set can be corrupted without downloading CIFAR-10-C's 2.7 GB. Where the script calls scikit-image, the functions
+scikit-image itself runs are called (scipy's ``gaussian_filter``) or ones that compute the same values
+(matplotlib's HSV conversions); OpenCV's disk kernel is re-implemented with OpenCV's definition, rounded as it
+rounds (float32 where OpenCV works in float32): the seven deterministic corruptions give the script's bytes at
+every severity, on all 10,000 CIFAR-10 test images (JPEG q75 copy) with scikit-image 0.26, OpenCV 5.1, scipy 1.17
+and matplotlib 3.11, checked once; the test
 ``tests/test_corruptions_reference.py`` holds the script's functions and compares 100 of them. One difference
 stays: OpenCV filters defocus blur through a DFT (its kernel is 17x17), we sum directly, so values can differ
 by about 1e-15, which flipped no byte on those images. The noise comes from a seeded generator: the published
@@ -21,7 +23,9 @@ import zlib
 from typing import Any, Callable
 
 import numpy as np
+from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 from PIL import Image
+from scipy.ndimage import gaussian_filter
 
 SEVERITIES = (1, 2, 3, 4, 5)
 # Images corrupted per random-number block: the noise an image gets depends only on the
@@ -43,33 +47,6 @@ def _correlate(x: np.ndarray, kernel: np.ndarray, pad_mode: str) -> np.ndarray:
     return out
 
 
-def _gaussian_taps(sigma: float, radius: int) -> np.ndarray:
-    """scipy's Gaussian taps (``_gaussian_kernel1d``), written as it writes them so they round the same."""
-    x = np.arange(-radius, radius + 1)
-    taps = np.exp(-0.5 / (sigma * sigma) * x ** 2)
-    return taps / taps.sum()
-
-
-def _correlate_symmetric(x: np.ndarray, taps: np.ndarray, axis: int) -> np.ndarray:
-    """scipy's ``correlate1d`` of symmetric ``taps`` along ``axis``, edges replicated ("nearest").
-
-    Summed in scipy's order, the centre first and then each pair of mirrored values from the outside in:
-    another order moves results by an ulp, and truncation to uint8 turns that into a grey level.
-    """
-    r, n = len(taps) // 2, x.shape[axis]
-    padding = [(0, 0)] * x.ndim
-    padding[axis] = (r, r)
-    padded = np.pad(x, padding, mode="edge")
-
-    def shifted(offset: int) -> np.ndarray:
-        return padded.take(np.arange(r + offset, r + offset + n), axis=axis)
-
-    out = shifted(0) * taps[r]
-    for d in range(r, 0, -1):
-        out += (shifted(-d) + shifted(d)) * taps[r - d]
-    return out
-
-
 def _defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
     """The script's anti-aliased disk: a 17x17 binary disk, normalised, then OpenCV's 3x3 Gaussian.
 
@@ -80,39 +57,15 @@ def _defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
     grid = np.arange(-8, 9)
     disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius ** 2).astype(np.float32)
     disk /= disk.sum()
-    # OpenCV's getGaussianKernel: float64 taps stored as float32 (the same values as scipy's formula here).
-    taps = _gaussian_taps(alias_blur, 1).astype(np.float32)
+    # OpenCV's getGaussianKernel: normalised float64 taps, stored as float32.
+    taps = np.exp(-0.5 / (alias_blur * alias_blur) * np.arange(-1, 2) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
     blurred = _correlate(_correlate(disk[None, :, :, None], taps[None, :], "reflect"), taps[:, None], "reflect")
     blurred = blurred[0, ..., 0]
     rows, cols = np.nonzero(blurred)
     # The zero margin contributes nothing; dropping it keeps the padding (and the work) small.
     reach = max(abs(rows - 8).max(), abs(cols - 8).max())
     return blurred[8 - reach:9 + reach, 8 - reach:9 + reach].astype(np.float64)
-
-
-def _rgb_to_hsv(x: np.ndarray) -> np.ndarray:
-    """scikit-image's ``rgb2hsv`` on ``(..., 3)`` floats in [0, 1]."""
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    v = x.max(-1)
-    delta = v - x.min(-1)
-    safe = np.where(delta == 0, 1.0, delta)
-    s = np.where(delta == 0, 0.0, delta / np.where(v == 0, 1.0, v))
-    h = np.where(r == v, (g - b) / safe, 0.0)
-    h = np.where(g == v, 2.0 + (b - r) / safe, h)
-    h = np.where(b == v, 4.0 + (r - g) / safe, h)  # later channels win ties, as in scikit-image
-    h = np.where(delta == 0, 0.0, (h / 6.0) % 1.0)
-    return np.stack([h, s, v], -1)
-
-
-def _hsv_to_rgb(x: np.ndarray) -> np.ndarray:
-    """scikit-image's ``hsv2rgb``."""
-    h, s, v = x[..., 0], x[..., 1], x[..., 2]
-    sector = np.floor(h * 6.0)
-    f = h * 6.0 - sector
-    sector = sector.astype(np.int64) % 6
-    p, q, t = v * (1 - s), v * (1 - f * s), v * (1 - (1 - f) * s)
-    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    return np.stack([np.choose(sector, [c[k] for c in choices]) for k in range(3)], -1)
 
 
 def _per_image(x: np.ndarray, change: Callable[[Image.Image], Image.Image]) -> np.ndarray:
@@ -148,9 +101,8 @@ def _defocus_blur(x, radius_and_alias_blur, rng):
 
 
 def _gaussian_blur(x, sigma, rng):
-    # scikit-image's gaussian() (scipy's gaussian_filter): truncated at 4 sigma, edges replicated, rows first.
-    taps = _gaussian_taps(sigma, int(4.0 * sigma + 0.5))
-    return np.clip(_correlate_symmetric(_correlate_symmetric(x / 255.0, taps, 1), taps, 2), 0, 1) * 255
+    # What scikit-image's gaussian() calls: truncated at 4 sigma, edges replicated, each image's rows then columns.
+    return np.clip(gaussian_filter(x / 255.0, (0, sigma, sigma, 0), mode="nearest", truncate=4.0), 0, 1) * 255
 
 
 def _contrast(x, factor, rng):
@@ -163,9 +115,9 @@ def _hsv_adjust(channel: int) -> Callable:
     """A corruption scaling and shifting HSV ``channel`` (1: saturation, 2: value) by ``(scale, shift)``."""
     def adjust(x, scale_and_shift, rng):
         scale, shift = scale_and_shift
-        hsv = _rgb_to_hsv(x / 255.0)
+        hsv = rgb_to_hsv(x / 255.0)
         hsv[..., channel] = np.clip(hsv[..., channel] * scale + shift, 0, 1)
-        return np.clip(_hsv_to_rgb(hsv), 0, 1) * 255
+        return np.clip(hsv_to_rgb(hsv), 0, 1) * 255
 
     return adjust
 
