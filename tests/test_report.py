@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import re
 import shutil
 import warnings
@@ -64,18 +65,24 @@ def _no_failed_sections(page: str) -> None:
 # --------------------------------------------------------------------------- scores
 
 
-def _scipy_wilson(correct: int, total: int) -> tuple[float, float]:
-    """The expected interval from scipy, not from the code under test."""
-    from scipy import stats
-
-    ci = stats.binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
-    return ci.low, ci.high
+def _wilson_by_hand(correct: int, total: int) -> tuple[float, float]:
+    """The expected interval from Wilson's formula (1927), not from the code under test: with z the normal
+    distribution's 97.5% quantile, (p + z^2/2n +- z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)."""
+    z, p, n = 1.959963984540054, correct / total, total
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n), (centre + half) / (1 + z * z / n)
 
 
 @pytest.mark.parametrize("correct, total", [(0, 10), (10, 10), (1, 3), (74, 100), (26, 100), (9_000, 10_000)])
-def test_wilson_interval_matches_scipy(correct, total):
-    # scipy takes z from the normal quantile (1.95996398...), ours is rounded to 1.959964: 1e-7 apart at most.
-    assert wilson_interval(correct, total) == pytest.approx(_scipy_wilson(correct, total), abs=1e-6)
+def test_wilson_interval_is_wilsons_formula(correct, total):
+    assert wilson_interval(correct, total) == pytest.approx(_wilson_by_hand(correct, total), abs=1e-12)
+
+
+def test_wilson_interval_of_84_in_100_worked_by_hand():
+    # z^2/n = 3.841459/100; centre (0.84 + 0.019207) / 1.038415 = 0.827421; the half-width
+    # 1.959964 * sqrt(0.1344/100 + 3.841459/40000) / 1.038415 = 0.074376 / 1.038415 = 0.071625.
+    low, high = wilson_interval(84, 100)
+    assert (round(low, 4), round(high, 4)) == (0.7558, 0.8990)
 
 
 def test_wilson_interval_of_no_images_is_nan():
@@ -153,7 +160,7 @@ def test_run_report_has_every_section_with_numbers_from_the_predictions(done):
     p = {k: v.numpy() for k, v in run.predictions().items()}
     predicted = p["probs"].argmax(1)
     correct = int((predicted == p["label"]).sum())
-    low, high = _scipy_wilson(correct, len(p["label"]))
+    low, high = _wilson_by_hand(correct, len(p["label"]))
     assert f"{correct / len(p['label']):.2%}" in _section(page, "Test accuracy")
     assert f"{low:.2%} to {high:.2%}" in _section(page, "Test accuracy")
     assert f"{_ece_15_bins(p['probs'].astype(np.float64), p['label']):.2%}" in _section(page, "Calibration")

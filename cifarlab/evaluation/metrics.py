@@ -15,19 +15,18 @@ from cifarlab.evaluation.calibration import expected_calibration_error
 from cifarlab.formatting import percent, text_table
 
 
-def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval of ``correct / total`` (95% for the default ``z``).
+def wilson_interval(correct: int, total: int) -> tuple[float, float]:
+    """The 95% Wilson score interval of ``correct / total`` (scipy's); ``(nan, nan)`` for no images.
 
     Unlike the normal approximation it stays inside [0, 1] and is not empty at
-    0% or 100%, which matters for small test subsets. ``(nan, nan)`` for no images.
+    0% or 100%, which matters for small test subsets.
     """
+    from scipy.stats import binomtest
+
     if total <= 0:
         return math.nan, math.nan
-    p = correct / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = binomtest(correct, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
 
 
 def confusion_matrix(labels: Any, predicted: Any, classes: int) -> np.ndarray:
