@@ -155,16 +155,21 @@ class Config:
 # ---------------------------------------------------------------- presets
 
 
+def shipped(folder: str) -> dict[str, Path]:
+    """The YAML files shipped in the package's ``folder`` (``presets``, ``sweeps``), by name, in name order."""
+    found = (resources.files("cifarlab") / folder).iterdir()
+    return dict(sorted((p.name[:-5], Path(str(p))) for p in found if p.name.endswith(".yaml")))
+
+
 def list_presets() -> list[str]:
     """Names of the presets shipped with the package."""
-    root = resources.files("cifarlab") / "presets"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return list(shipped("presets"))
 
 
 def preset_dict(name: str) -> dict[str, Any]:
     """The raw mapping of the shipped preset ``name``."""
-    path = resources.files("cifarlab") / "presets" / f"{name}.yaml"
-    if not path.is_file():
+    path = shipped("presets").get(name)
+    if path is None:
         raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, list_presets())}; "
                           f"known presets: {', '.join(list_presets())}")
     return parse_yaml(path.read_text(), f"preset {name}")

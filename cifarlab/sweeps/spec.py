@@ -15,7 +15,6 @@ import hashlib
 import itertools
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -113,8 +112,7 @@ def _changed(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]
 
 def list_sweeps() -> list[str]:
     """Names of the sweeps shipped with the package."""
-    root = resources.files("cifarlab") / "sweeps"
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+    return list(config_mod.shipped("sweeps"))
 
 
 def resolve_sweep_file(path_or_name: str | Path) -> Path:
@@ -122,9 +120,8 @@ def resolve_sweep_file(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.is_file():
         return path.resolve()
-    shipped = resources.files("cifarlab") / "sweeps" / f"{path_or_name}.yaml"
-    if shipped.is_file():
-        return Path(str(shipped))
+    if str(path_or_name) in config_mod.shipped("sweeps"):
+        return config_mod.shipped("sweeps")[str(path_or_name)]
     raise ConfigError(f"{path_or_name}: no such sweep file or shipped sweep (shipped: {', '.join(list_sweeps())})")
 
 
