@@ -21,7 +21,7 @@ from cifarlab.rundir import RunDir
 # The write-up's columns, then what only a tool keeps track of.
 COLUMNS = ["label", "lr", "batch size", "epochs", "arch", "optimizer", "regularization", "activation",
            "normalization", "val acc", "test acc", "writeup acc", "params", "wall time", "device", "seed", "status"]
-# What "at chance" means in a table, said once (reporting/html/sweep.py says it too).
+# What "at chance" means, in the words results.md and the HTML report both use.
 CHANCE_TEST = "Validation accuracy no better than chance (one-sided binomial test against 10%, 1% level)"
 # Sweep trials run by Slurm array tasks: each attempt's task and host (cifarlab.sweeps.slurm.describe_attempt).
 SLURM_COLUMN = "slurm task"
