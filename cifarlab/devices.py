@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from typing import Any
@@ -79,17 +80,22 @@ CPU_FLAGS = {"AVX2": ("avx2",), "AVX-512": ("avx512f",), "AVX-512 BF16": ("avx51
              "AMX": ("amx_tile", "amx_bf16")}
 
 
+@functools.cache
+def _cpuinfo() -> str:
+    """``/proc/cpuinfo``, read once per process ("" where there is none: macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def cpu_flags(cpuinfo: str | None = None) -> dict[str, bool]:
     """Which of :data:`CPU_FLAGS` the CPU has, from ``/proc/cpuinfo`` text (read when not given).
 
     Where there is no ``/proc/cpuinfo`` (macOS, Windows), torch's own probes answer.
     """
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:
-            cpuinfo = ""
+    cpuinfo = _cpuinfo() if cpuinfo is None else cpuinfo
     flags_line = next((line for line in cpuinfo.splitlines() if line.startswith(("flags", "Features"))), None)
     if flags_line is not None:
         present = set(flags_line.split(":", 1)[1].split())
@@ -107,11 +113,8 @@ def cpu_flags_line(flags: dict[str, bool] | None = None) -> str:
 
 def cpu_model() -> str:
     """The CPU's model name from ``/proc/cpuinfo``, else what Python's platform module knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
+    names = (line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("model name"))
+    return next(names, None) or platform.processor() or platform.machine()
 
 
 def machine_facts() -> dict[str, Any]:

@@ -85,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _submit(spec, args: argparse.Namespace) -> int:
     """``--slurm TASKS``: check the study, write the job array's script and submit it (``--dry-run``: print it)."""
-    from pathlib import Path
-
     from cifarlab.errors import ConfigError
     from cifarlab.fileio import write_text
     from cifarlab.sweeps import slurm, study
@@ -95,7 +93,7 @@ def _submit(spec, args: argparse.Namespace) -> int:
     if spec.options.storage is None:
         raise ConfigError("--slurm: give --storage URL, a database every node reaches (e.g. postgresql://...): the "
                           "default SQLite file in SWEEP_DIR is for one machine")
-    sweep_dir = Path(spec.options.out_dir or Path("sweeps") / spec.name).resolve()
+    sweep_dir = spec.sweep_dir.resolve()
     if not args.dry_run:  # a wrong URL or another sweep's study: one line now, not in every task's log
         study.open_study(spec, spec.options.storage)
         write_text(sweep_dir / "plan.yaml", dump(spec))

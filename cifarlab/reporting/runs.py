@@ -236,8 +236,8 @@ def ranked_table(rows: list[dict[str, Any]], fmt: str) -> str:
     """A sweep's table: its :func:`configurations`, best validation accuracy first, without test accuracy (stated
     once, for the best trial), then (text and Markdown) the legend of its marks."""
     shown = sort_rows(configurations(rows))
-    table = format_rows(shown, columns_for(rows, test=False), fmt)
-    return "\n\n".join([table, legend(shown)]) if fmt in ("table", "markdown") and legend(shown) else table
+    table, marks = format_rows(shown, columns_for(rows, test=False), fmt), legend(shown)
+    return "\n\n".join([table, marks]) if fmt in ("table", "markdown") and marks else table
 
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -304,7 +304,7 @@ def run_sweep(spec: SweepSpec) -> SweepResult:
     opened, and checked to hold this sweep, before anything trains.
     """
     devices = worker_devices(spec.options)
-    sweep_dir = Path(spec.options.out_dir) if spec.options.out_dir is not None else Path("sweeps") / spec.name
+    sweep_dir = spec.sweep_dir
     if spec.options.storage is None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
     storage_url = spec.options.storage or study_mod.default_storage(sweep_dir)

@@ -132,10 +132,10 @@ def requeue_this_task() -> str:
         # `scancel` (without --signal) also sends SIGTERM: its job is already COMPLETING, and stays cancelled
         if "JobState=RUNNING" not in shown.stdout.split():
             state = next((w for w in shown.stdout.split() if w.startswith("JobState=")), "JobState unknown")
-            return f"Slurm task {task_name()} not requeued ({state}: cancelled or requeued by Slurm)"
+            return f"Slurm task {job} not requeued ({state}: cancelled or requeued by Slurm)"
         done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"Slurm task {task_name()} not requeued: scontrol failed ({exc})"
+        return f"Slurm task {job} not requeued: scontrol failed ({exc})"
     if done.returncode:
-        return f"Slurm task {task_name()} not requeued: {done.stderr.strip() or 'scontrol requeue failed'}"
-    return f"requeued Slurm task {task_name()}: it continues the sweep when it starts again"
+        return f"Slurm task {job} not requeued: {done.stderr.strip() or 'scontrol requeue failed'}"
+    return f"requeued Slurm task {job}: it continues the sweep when it starts again"

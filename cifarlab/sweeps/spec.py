@@ -57,6 +57,11 @@ class SweepSpec:
     pruner: str = "none"
 
     @property
+    def sweep_dir(self) -> Path:
+        """The sweep's folder: ``--out``, else ``sweeps/<name>``."""
+        return Path(self.options.out_dir) if self.options.out_dir is not None else Path("sweeps") / self.name
+
+    @property
     def artifacts_dir(self) -> Path | None:
         """With ``--artifacts DIR``, where the trials go: the sweep's own folder in DIR (its name is its study's),
         so that sweeps sharing DIR never take each other's trials for their own; None without it."""
@@ -120,8 +125,9 @@ def resolve_sweep_file(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.is_file():
         return path.resolve()
-    if str(path_or_name) in config_mod.shipped("sweeps"):
-        return config_mod.shipped("sweeps")[str(path_or_name)]
+    shipped = config_mod.shipped("sweeps").get(str(path_or_name))
+    if shipped is not None:
+        return shipped
     raise ConfigError(f"{path_or_name}: no such sweep file or shipped sweep (shipped: {', '.join(list_sweeps())})")
 
 
