@@ -10,6 +10,7 @@ import yaml
 from optuna.trial import TrialState
 
 from cifarlab.sweeps import load_sweep
+from cifarlab.sweeps.runner import _Objective
 from cifarlab.sweeps.study import DuplicateTrial, claim, fail_dead_trials, next_step, open_study, top_up
 
 # Optuna warns when trials are taken with ask() (as here) from a storage with heartbeats (as sweeps use).
@@ -95,3 +96,22 @@ def test_the_trial_of_a_dead_worker_is_failed_and_queued_again(grid, monkeypatch
     silent = study.ask()  # taken from the queue by a worker that died before saying who it was
     fail_dead_trials(study)
     assert {t.number: t.state for t in study.get_trials()}[silent.number] == TrialState.FAIL
+
+
+def test_two_trials_that_finish_together_each_print_their_own_place(grid, tmp_path, capsys):
+    # The race CI met with --workers 2: both trials were complete before either worker's callback ran,
+    # and both printed [2/3]. Each line must give its trial's place in the order of completion.
+    spec, study = grid
+    top_up(study, spec)
+    first, second = study.ask(), study.ask()
+    for trial in (first, second):
+        trial.set_user_attr("label", f"t{trial.number}")
+        trial.set_user_attr("run_dir", str(tmp_path / f"t{trial.number}"))  # no run there: no at-chance check
+    study.tell(first, 0.5)
+    study.tell(second, 0.6)
+    objective = _Objective(spec, tmp_path, study, lock=None)
+    frozen = {t.number: t for t in study.get_trials()}
+    objective.announce(study, frozen[second.number])  # the later one's worker happens to print first
+    objective.announce(study, frozen[first.number])
+    assert [line.split(" val acc")[0] for line in capsys.readouterr().out.splitlines()] == \
+        ["[2/3] t1:", "[1/3] t0:"]

@@ -179,8 +179,11 @@ class _Objective:
 
         if trial.state == TrialState.FAIL and not study_mod.errored(trial):  # a duplicate that stepped aside
             return
-        # Counted before the run is read: two workers that finish together, counting later, both print the same number
-        done, total = len(study_mod.finished_by_slot(study)), len(self.spec.trials) or self.spec.budget
+        # This trial's place in the order of completion, not a count taken when the callback runs: two workers
+        # that finish together would both count both trials and print the same number
+        mine = trial.datetime_complete, trial.number
+        done = sum((t.datetime_complete, t.number) <= mine for t in study_mod.finished_by_slot(study).values())
+        total = len(self.spec.trials) or self.spec.budget
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         if study_mod.errored(trial):
             outcome = f"failed: {trial.user_attrs['error']}"
