@@ -131,3 +131,15 @@ def test_runs_from_a_storage_that_is_missing_or_not_a_database_name_the_cause(tm
     assert main(["runs", "--storage", f"sqlite:///{junk}"]) == 2
     err = capsys.readouterr().err.strip()
     assert "cannot read" in err and "file is not a database" in err and "\n" not in err
+
+
+def test_runs_storage_without_a_url_reads_the_sweeps_environment_variable(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CIFARLAB_SWEEP_STORAGE", raising=False)
+    assert main(["runs", "--storage"]) == 2
+    assert "--storage without a URL reads $CIFARLAB_SWEEP_STORAGE, which is not set" in capsys.readouterr().err
+    from_env, given = tmp_path / "env.db", tmp_path / "given.db"
+    monkeypatch.setenv("CIFARLAB_SWEEP_STORAGE", f"sqlite:///{from_env}")
+    assert main(["runs", "--storage"]) == 2
+    assert f"no database file {from_env}" in capsys.readouterr().err  # the variable's database was the one read
+    assert main(["runs", "--storage", f"sqlite:///{given}"]) == 2
+    assert f"no database file {given}" in capsys.readouterr().err  # a URL given wins over the variable

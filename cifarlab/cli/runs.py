@@ -7,6 +7,8 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register the ``runs`` sub-command."""
+    from cifarlab.sweeps.options import STORAGE_ENV
+
     p = sub.add_parser("runs", help="list runs: the write-up's columns plus accuracies, parameters, time, device, seed",
                        description="List every run directory under a folder (searched recursively): learning rate, "
                                    "batch size, epochs, architecture (conv-fc), optimizer, regularization, "
@@ -14,9 +16,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "parameters, wall time, device, seed and status.")
     p.add_argument("root", nargs="?", metavar="SWEEP_DIR|RUNS_DIR",
                    help="folder searched for run directories (default runs/)")
-    p.add_argument("--storage", metavar="URL",
+    p.add_argument("--storage", metavar="URL", nargs="?", const="",
                    help="list the finished trials of the sweeps in this Optuna storage instead, from the database "
-                        "alone (e.g. a sweep whose workers ran on other machines)")
+                        "alone (e.g. a sweep whose workers ran on other machines); without a URL, "
+                        f"${STORAGE_ENV}'s, which keeps a password off command lines")
     p.add_argument("--sort", default="val acc", metavar="KEY",
                    help="column to sort by, e.g. val_acc (default; best first), lr, wall_time")
     p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
@@ -25,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Collect, sort and print."""
+    import os
     from pathlib import Path
 
     from cifarlab.errors import ConfigError
@@ -33,11 +37,15 @@ def run(args: argparse.Namespace) -> int:
 
     key = column(args.sort)  # a bad key fails before the (slower) reading of every run
     if args.storage is not None:
+        from cifarlab.sweeps.options import STORAGE_ENV
         from cifarlab.sweeps.runner import storage_rows
 
         if args.root is not None:
             raise ConfigError(f"{args.root}: give a folder or --storage, not both")
-        rows = storage_rows(args.storage)
+        url = args.storage or os.environ.get(STORAGE_ENV)
+        if not url:
+            raise ConfigError(f"--storage without a URL reads ${STORAGE_ENV}, which is not set")
+        rows = storage_rows(url)
         where = "--storage: no finished sweep trial in this database"
     else:
         root = Path(args.root or "runs")
