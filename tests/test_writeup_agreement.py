@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from cifarlab.reporting.runs import at_chance
-from cifarlab.reporting.writeup import agreement, format_agreement
+from cifarlab.reporting.writeup import _pairings, agreement, format_agreement
 
 
 def _rows(table: dict[str, tuple[float, list[float]]]) -> list[dict]:
@@ -32,6 +34,24 @@ def test_one_swapped_pair_of_four_gives_the_hand_computed_rho_and_tau():
     found = agreement(_rows({"r01-a": (0.60, [0.35]), "r02-b": (0.70, [0.30]), "r03-c": (0.80, [0.50]),
                              "r04-d": (0.90, [0.51])}))
     assert found["spearman"] == pytest.approx(0.8) and found["kendall"] == pytest.approx(2 / 3)
+
+
+def test_up_to_seven_rows_every_pairing_is_tried_so_the_p_is_exact():
+    # 5 rows: 5! = 120 orderings of the write-up's column; only the identity gives rho = tau = 1 and only the
+    # reversal -1, so the two-sided p is 2/120 exactly (a random draw of 9,999 pairings would only come near it).
+    found = agreement(_rows({"r01-a": (0.60, [0.30]), "r02-b": (0.70, [0.35]), "r03-c": (0.80, [0.50]),
+                             "r04-d": (0.90, [0.51]), "r05-e": (0.95, [0.60])}))
+    assert found["spearman p"] == pytest.approx(2 / 120, rel=1e-9)
+    assert found["kendall p"] == pytest.approx(2 / 120, rel=1e-9)
+
+
+def test_the_permutation_tests_batched_statistics_are_scipys_rho_and_tau_b_ties_included():
+    rng = np.random.default_rng(0)
+    ours = rng.integers(0, 6, 12).astype(float)  # 12 rows on 6 levels: ties in both columns
+    batch = rng.integers(0, 6, (50, 12)).astype(float)
+    null = _pairings(list(ours))
+    assert null["spearman"](batch) == pytest.approx([stats.spearmanr(x, ours)[0] for x in batch])
+    assert null["kendall"](batch) == pytest.approx([stats.kendalltau(x, ours)[0] for x in batch])
 
 
 def test_pairs_give_differences_in_points_and_the_spread_decides_beyond():
