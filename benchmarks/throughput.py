@@ -26,7 +26,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import load_images, machine  # noqa: E402
 
-from cifarlab.data.loader import DeviceLoader  # noqa: E402
+from cifarlab.data.loader import DeviceLoader, to_device_images  # noqa: E402
 from cifarlab.models import create_model  # noqa: E402
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
@@ -85,7 +85,7 @@ def main() -> None:
 
     dataloader = torch.utils.data.DataLoader(PerSampleDataset(images, labels), batch_size=60, shuffle=True,
                                              num_workers=2, persistent_workers=True)
-    device_loader = DeviceLoader(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+    device_loader = DeviceLoader(to_device_images(images, "cpu"),
                                  torch.from_numpy(labels), 60, mean=MEAN, std=STD, shuffle=True)
     train_a = timed_images_per_s(dataloader, steps, train_step)
     train_b = timed_images_per_s(device_loader, steps, train_step)
