@@ -156,12 +156,13 @@ def _pairings(ours: list[float]) -> dict[str, Any]:
     from scipy import stats
 
     y = np.asarray(ours)
+    y_ranks = stats.rankdata(y)
     first, second = np.triu_indices(len(y), 1)
     y_order = np.sign(y[second] - y[first])  # each pair of rows: +1, -1, or 0 for a tie
 
     def spearman(x, axis=-1):  # Pearson's r of the (tie-averaged) ranks
         ranks = stats.rankdata(x, axis=axis)
-        return stats.pearsonr(ranks, np.broadcast_to(stats.rankdata(y), ranks.shape), axis=axis).statistic
+        return stats.pearsonr(ranks, np.broadcast_to(y_ranks, ranks.shape), axis=axis).statistic
 
     def kendall(x, axis=-1):  # (concordant - discordant) / sqrt(pairs untied in x * pairs untied in y)
         x_order = np.sign(np.take(x, second, axis) - np.take(x, first, axis))
