@@ -28,7 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Collect, sort and print."""
-    import os
     from pathlib import Path
 
     from cifarlab.errors import ConfigError
@@ -37,13 +36,13 @@ def run(args: argparse.Namespace) -> int:
 
     key = column(args.sort)  # a bad key fails before the (slower) reading of every run
     if args.storage is not None:
-        from cifarlab.sweeps.options import STORAGE_ENV
+        from cifarlab.sweeps.options import STORAGE_ENV, storage_or_env
         from cifarlab.sweeps.runner import storage_rows
 
         if args.root is not None:
             raise ConfigError(f"{args.root}: give a folder or --storage, not both")
-        url = args.storage or os.environ.get(STORAGE_ENV)
-        if not url:
+        url = storage_or_env(args.storage)
+        if url is None:
             raise ConfigError(f"--storage without a URL reads ${STORAGE_ENV}, which is not set")
         rows = storage_rows(url)
         where = "--storage: no finished sweep trial in this database"

@@ -100,7 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag(f), dest=f.name, help=f.metadata["help"], **how)
 
 
+def storage_or_env(url: str | None) -> str | None:
+    """``url``, else ``$CIFARLAB_SWEEP_STORAGE`` when set: what ``--storage`` means to every command."""
+    return url or os.environ.get(STORAGE_ENV) or None
+
+
 def from_args(args: argparse.Namespace) -> SweepOptions:
     """The options parsed by :func:`add_arguments`; ``--storage`` defaults to ``$CIFARLAB_SWEEP_STORAGE``."""
     options = SweepOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SweepOptions)})
-    return dataclasses.replace(options, storage=options.storage or os.environ.get(STORAGE_ENV) or None)
+    return dataclasses.replace(options, storage=storage_or_env(options.storage))
