@@ -15,12 +15,12 @@ from cifarlab.fileio import atomic_path  # noqa: E402
 from cifarlab.rundir import RunDir  # noqa: E402
 
 
-def save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
     """Write a figure atomically in the format ``path``'s suffix names (.png, .svg) and free it, written or not (a
     DiskError names ``path``)."""
     try:
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower(), dpi=120, bbox_inches="tight")
+            fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower(), dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
 

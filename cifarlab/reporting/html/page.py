@@ -8,7 +8,6 @@ same fragment renders inside a Jupyter notebook without restyling it.
 from __future__ import annotations
 
 import base64
-import io
 import tempfile
 import warnings
 from pathlib import Path
@@ -16,7 +15,6 @@ from typing import Any, Callable, Iterable, Sequence
 
 from cifarlab.errors import first_line
 from cifarlab.formatting import esc
-from cifarlab.reporting.plots import plt
 
 _STYLE = """
 .cl-report { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2330; max-width: 1100px;
@@ -102,16 +100,6 @@ def plotted(plot: Callable[..., None], *args: Any, **kwargs: Any) -> bytes | Non
         target = Path(tmp) / "plot.png"
         plot(*args, target, **kwargs)
         return target.read_bytes() if target.is_file() else None
-
-
-def figure_img(fig, alt: str) -> str:
-    """A matplotlib figure as an inline PNG ``<img>``; the figure is closed."""
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return png_img(buf.getvalue(), alt)
 
 
 def section(title: str, body: str) -> str:

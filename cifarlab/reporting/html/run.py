@@ -16,8 +16,8 @@ import numpy as np
 
 from cifarlab.errors import CifarlabError, first_line
 from cifarlab.formatting import cell, duration, html_table, percent
-from cifarlab.reporting.html.page import facts, figure_img, guarded, note, plotted, png_img, pre
-from cifarlab.reporting.plots import plot_accuracy, plot_confusion, plot_loss, plot_robustness, plt
+from cifarlab.reporting.html.page import facts, guarded, note, plotted, png_img, pre
+from cifarlab.reporting.plots import plot_accuracy, plot_confusion, plot_loss, plot_robustness, plt, save_figure
 from cifarlab.rundir import RunDir
 
 GALLERY_SIZE = 24  # most confident mistakes shown
@@ -189,7 +189,7 @@ def calibration(view: RunView) -> str:
     text = (f"<p>Expected calibration error (ECE, {CALIBRATION_BINS} equal-width bins): "
             f'<span class="big">{bins["ece"]:.2%}</span>. Mean confidence {mean_conf:.2%} against accuracy '
             f"{accuracy:.2%}: on the whole the model is {lean}.</p>")
-    return text + figure_img(fig, "reliability diagram")
+    return text + png_img(plotted(save_figure, fig, dpi=90), "reliability diagram")  # smaller than a run's plots
 
 
 def _test_images(view: RunView, chosen: np.ndarray) -> tuple[np.ndarray | None, str | None]:

@@ -19,8 +19,8 @@ from cifarlab.reporting.runs import (CHANCE_TEST, aggregate_repeats, best_row, c
                                      describe_best, is_repeated, loss_trend, sort_rows)
 from cifarlab.reporting.sweep_plots import plot_at_chance, plot_best_curves, plot_parameters, plot_trials
 from cifarlab.reporting.tables import ACCURACIES, cell_text, is_at_chance, legend
-from cifarlab.reporting.writeup import (NOTE, PAIR_COLUMNS, PAIRS_INTRO, agreement, agreement_lines, comparison_rows,
-                                        pair_cells, plot_comparison)
+from cifarlab.reporting.writeup import (COLUMNS as WRITEUP_COLUMNS, NOTE, PAIR_COLUMNS, PAIRS_INTRO, agreement,
+                                        agreement_lines, comparison_rows, pair_cells, plot_comparison)
 from cifarlab.rundir import RunDir
 
 
@@ -116,7 +116,7 @@ def best_curves(view: RunsView) -> str:
 
 def writeup_comparison(view: RunsView) -> str:
     """The write-up's accuracy beside our test accuracy, row by row: context, never a ranking."""
-    rows = [_cells(r, ["label", "writeup acc", "test acc", "difference"]) for r in comparison_rows(view.rows)]
+    rows = [_cells(r, WRITEUP_COLUMNS) for r in comparison_rows(view.rows)]
     png = plotted(plot_comparison, view.rows)
     return (note(f"Test accuracies, {NOTE}.")
             + html_table(["label", "write-up accuracy", "our test accuracy (same row)", "difference"], rows,
