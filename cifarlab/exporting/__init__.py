@@ -34,10 +34,8 @@ def export_model(path: str | Path, format: str = "onnx", opset: int = 14, out: s
     if format == "onnx":
         check_opset(opset)  # before loading anything
     trained = load_trained(path)
-    shape = (3, 32, 32)  # the CIFAR-10 input every cifarlab model is trained on
-    preprocessing = preprocessing_record(trained.config.data.mean, trained.config.data.std, trained.classes, shape)
+    preprocessing = preprocessing_record(trained.config.data.mean, trained.config.data.std, trained.classes)
     target = Path(out) if out is not None else trained.path.parent / f"model{_SUFFIX[format]}"
     if format == "onnx":
-        return export_onnx(trained.model, target, preprocessing, opset=opset, input_shape=shape,
-                           allow_any_op=allow_any_op)
-    return export_torchscript(trained.model, target, preprocessing, input_shape=shape)
+        return export_onnx(trained.model, target, preprocessing, opset=opset, allow_any_op=allow_any_op)
+    return export_torchscript(trained.model, target, preprocessing)

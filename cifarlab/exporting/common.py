@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from cifarlab.data.loader import normalize
 from cifarlab.errors import ModelError
+from cifarlab.models.registry import INPUT_SHAPE
 
 TOLERANCE = 1e-4  # max |logit difference| against PyTorch, on top of identical predicted classes
 PARITY_IMAGES = 16
@@ -49,7 +50,7 @@ class ExportResult:
 
 
 def preprocessing_record(mean: list[float], std: list[float], classes: list[str],
-                         input_shape: tuple[int, ...]) -> dict[str, Any]:
+                         input_shape: tuple[int, ...] = INPUT_SHAPE) -> dict[str, Any]:
     """How a caller must prepare images, stored with the exported file and printed after export."""
     return {
         "mean": [float(v) for v in mean], "std": [float(v) for v in std],

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from cifarlab.errors import ModelError, first_line
-from cifarlab.exporting.common import ExportResult, check_parity, parity_batch
+from cifarlab.exporting.common import INPUT_SHAPE, ExportResult, check_parity, parity_batch
 from cifarlab.fileio import atomic_path
 
 # ONNX operators that MATLAB's importNetworkFromONNX (Deep Learning Toolbox Converter for ONNX Model Format)
@@ -89,7 +89,7 @@ def _inline_identities(proto) -> None:
 
 
 def export_onnx(model: nn.Module, out: Path, preprocessing: dict[str, Any], opset: int = 14,
-                input_shape: tuple[int, ...] = (3, 32, 32), allow_any_op: bool = False) -> ExportResult:
+                input_shape: tuple[int, ...] = INPUT_SHAPE, allow_any_op: bool = False) -> ExportResult:
     """Export ``model`` to ``out`` with ``preprocessing`` as metadata, verified (see the module doc) before it appears.
 
     Input ``input`` (N x C x H x W float32, N dynamic), output ``logits`` (N x classes). A failed

@@ -12,14 +12,14 @@ import torch
 import torch.nn as nn
 
 from cifarlab.errors import ModelError, first_line
-from cifarlab.exporting.common import ExportResult, check_parity, parity_batch
+from cifarlab.exporting.common import INPUT_SHAPE, ExportResult, check_parity, parity_batch
 from cifarlab.fileio import write_bytes
 
 EXTRA_FILE = "cifarlab.json"  # read back with torch.jit.load(path, _extra_files={"cifarlab.json": ""})
 
 
 def export_torchscript(model: nn.Module, out: Path, preprocessing: dict[str, Any],
-                       input_shape: tuple[int, ...] = (3, 32, 32)) -> ExportResult:
+                       input_shape: tuple[int, ...] = INPUT_SHAPE) -> ExportResult:
     """Trace ``model`` to ``out``; the file appears only if the reloaded module matches PyTorch."""
     model = model.eval().cpu()
     x = parity_batch(preprocessing, input_shape)

@@ -8,11 +8,12 @@ import torch.nn as nn
 
 from cifarlab.inspection.findings import ACTIVATIONS
 from cifarlab.inspection.trace import trace
+from cifarlab.models.registry import INPUT_SHAPE
 
 _NORMS = {nn.BatchNorm1d: "BN", nn.BatchNorm2d: "BN", nn.LayerNorm: "LN", nn.GroupNorm: "GN"}
 
 
-def describe_arch(model: nn.Module, input_shape: tuple[int, ...] = (3, 32, 32)) -> dict[str, Any]:
+def describe_arch(model: nn.Module, input_shape: tuple[int, ...] = INPUT_SHAPE) -> dict[str, Any]:
     """Conv and fully connected layer counts, activations, normalizations, dropout, params and MACs per image."""
     modules = list(model.modules())
     rows, _, _ = trace(model, input_shape)

@@ -13,6 +13,7 @@ from cifarlab.inspection.findings import Finding, design_warnings, failure_findi
 from cifarlab.inspection.resolve import resolve_model
 from cifarlab.inspection.trace import LayerRow, count_params, trace
 from cifarlab.models.declarative import Residual
+from cifarlab.models.registry import INPUT_SHAPE
 
 
 @dataclass
@@ -138,7 +139,7 @@ def _residual_spans(model: nn.Module, rows: list[LayerRow]) -> list[tuple[str, i
     return spans
 
 
-def inspect_model(model_or_config: Any, input_shape: tuple[int, ...] | str = (3, 32, 32),
+def inspect_model(model_or_config: Any, input_shape: tuple[int, ...] | str = INPUT_SHAPE,
                   batch: int = 1) -> InspectReport:
     """Trace a network once and report its layers, totals and design findings.
 

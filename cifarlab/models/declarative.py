@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from cifarlab.errors import ModelError, did_you_mean
 from cifarlab.formatting import fmt_shape
+from cifarlab.models.registry import INPUT_SHAPE
 from cifarlab.schema import NON_NEGATIVE, POSITIVE, UNIT, Must, build
 
 Shape = tuple[int, ...]
@@ -287,7 +288,7 @@ class _Build:
         return modules, shape
 
 
-def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
+def build_layers(layers: Any, input_shape: Shape = INPUT_SHAPE,
                  lenient: bool = False) -> tuple[nn.Sequential, list[ShapeError], Shape]:
     """Build ``layers``; return (model, shape errors, output shape without batch).
 
@@ -302,6 +303,6 @@ def build_layers(layers: Any, input_shape: Shape = (3, 32, 32),
     return nn.Sequential(modules), build.errors, out
 
 
-def build_from_layers(layers: Any, input_shape: Shape = (3, 32, 32)) -> nn.Sequential:
+def build_from_layers(layers: Any, input_shape: Shape = INPUT_SHAPE) -> nn.Sequential:
     """Build an ``nn.Sequential`` from a YAML layer list, inferring in-channels and in-features."""
     return build_layers(layers, input_shape)[0]

@@ -9,6 +9,8 @@ import torch.nn as nn
 from cifarlab.errors import ModelError, did_you_mean
 from cifarlab.schema import build
 
+INPUT_SHAPE = (3, 32, 32)  # what every model takes: one CIFAR-10 image, channels first
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
 

@@ -96,6 +96,7 @@ def probe(cfg: Config, model: torch.nn.Module) -> tuple[float, float]:
     import torch
 
     from cifarlab.devices import autocast, resolve_device, resolve_precision, synchronize
+    from cifarlab.models.registry import INPUT_SHAPE
     from cifarlab.training.optim import build_optimizer
 
     device = resolve_device(cfg.train.device)
@@ -105,7 +106,7 @@ def probe(cfg: Config, model: torch.nn.Module) -> tuple[float, float]:
     optimizer = build_optimizer(model, cfg.optim)
 
     def images(n: int) -> torch.Tensor:
-        return torch.randn(n, 3, 32, 32, device=device).contiguous(memory_format=layout)
+        return torch.randn(n, *INPUT_SHAPE, device=device).contiguous(memory_format=layout)
 
     def train_step(n: int) -> None:
         x, y = images(n), torch.randint(0, 10, (n,), device=device)
@@ -133,6 +134,8 @@ def probe(cfg: Config, model: torch.nn.Module) -> tuple[float, float]:
 def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
     """Every planned trial's compute (samplers: the base config's, once per trial of the budget) and, with
     ``measure``, its time here from a probe of each distinct network, run with a worker's share of the cores."""
+    import torch
+
     from cifarlab.inspection.arch import describe_arch
     from cifarlab.models import build_model
     from cifarlab.sweeps.runner import worker_threads
@@ -142,11 +145,8 @@ def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
     macs: dict[str, int] = {}
     rates: dict[str, tuple[float, float]] = {}
     costs = []
-    threads = None
+    threads = torch.get_num_threads()
     if measure:
-        import torch
-
-        threads = torch.get_num_threads()
         torch.set_num_threads(worker_threads(spec.options.workers))  # the probe times what a worker will have
     try:
         for label, cfg in planned:
@@ -166,10 +166,7 @@ def sweep_costs(spec: SweepSpec, *, measure: bool = True) -> list[TrialCost]:
                 seconds = train * epochs * per_train + views * per_eval
             costs.append(TrialCost(label, macs[key], train, epochs, views, seconds))
     finally:
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
     return costs
 
 
