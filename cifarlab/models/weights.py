@@ -64,9 +64,9 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return tensors, meta
 
 
-def group_tensors(flat: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    """``{"model.w": t}`` -> ``{"model": {"w": t}}``: a checkpoint's tensors by group."""
-    groups: dict[str, dict[str, torch.Tensor]] = {}
+def group_tensors(flat: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"model.w": t}`` -> ``{"model": {"w": t}}``: a checkpoint's tensors (or other values) by group."""
+    groups: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():
         group, _, name = key.partition(".")
         groups.setdefault(group, {})[name] = value

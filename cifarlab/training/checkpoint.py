@@ -91,8 +91,5 @@ def _optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, t
 
 def _optimizer_from_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
                             meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in list(tensors.items()) + list(meta["scalars"].items()):
-        idx, _, name = key.partition(".")
-        state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    state = group_tensors(tensors | meta["scalars"])  # "3.exp_avg" -> {"3": {"exp_avg": ...}}
+    optimizer.load_state_dict({"state": {int(i): s for i, s in state.items()}, "param_groups": meta["param_groups"]})

@@ -16,7 +16,7 @@ import torch.nn as nn
 from cifarlab.config import Config
 from cifarlab.data.loader import DeviceLoader, normalize
 from cifarlab.data.split import Splits
-from cifarlab.devices import autocast, resolve_precision
+from cifarlab.devices import resolve_precision
 from cifarlab.inspection.arch import describe_arch
 from cifarlab.models import build_model
 from cifarlab.training.ema import EMA
@@ -42,10 +42,6 @@ class Setup:
     def eval_model(self) -> nn.Module:
         """The weights that are evaluated and saved: the EMA average when enabled."""
         return self.ema.module if self.ema is not None else self.model
-
-    def autocast(self) -> torch.autocast:
-        """The run's precision for a forward pass."""
-        return autocast(self.device, self.precision)
 
 
 def setup(cfg: Config, splits: Splits, device: torch.device) -> Setup:

@@ -62,8 +62,8 @@ class TensorBoardLog:
 
     ``resume_step``: the last optimizer step of the checkpoint a resumed run
     continues from; anything a killed session logged after it is discarded.
-    Events are kept in memory until :meth:`epoch`, :meth:`finish` or
-    :meth:`close` appends them; a disk fault then raises ``DiskError``.
+    Events are kept in memory until :meth:`epoch` or :meth:`finish` appends
+    them; a disk fault then raises ``DiskError``.
     """
 
     def __init__(self, run_dir: str | Path, resume_step: int = 0):
@@ -112,7 +112,7 @@ class TensorBoardLog:
             self._add(summary=part)
         for tag, value in metrics.items():
             self._scalar(tag, value, 0)
-        self.close()
+        self.flush()
 
     def flush(self) -> None:
         """Append the pending events to the event file."""
@@ -121,10 +121,6 @@ class TensorBoardLog:
             append_bytes(self.path, data)
             self._pending.seek(0)
             self._pending.truncate()
-
-    def close(self) -> None:
-        """Write what is pending (also on a run that stopped early); there is no open file to close."""
-        self.flush()
 
     def _scalar(self, tag: str, value: float, step: int) -> None:
         from tensorboard.compat.proto.summary_pb2 import Summary

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from cifarlab import config as config_mod
 from cifarlab.config import Config
 from cifarlab.data.split import Split, Splits, prepare_splits
-from cifarlab.devices import resolve_device, synchronize
+from cifarlab.devices import autocast, resolve_device, synchronize
 from cifarlab.errors import CifarlabError, ConfigError, DiskError
 from cifarlab.evaluation.inference import evaluate_split
 from cifarlab.evaluation.metrics import EvalReport
@@ -156,7 +156,7 @@ def _loop(cfg: Config, run: Setup, splits: Splits, state: TrainState, log: _Log,
         record = log.epoch(epoch, losses, correct / run.loader.num_images, seconds,
                            run.optimizer.param_groups[0]["lr"], val, test_acc, test_seconds)
         state.epochs_completed = epoch
-        log.say_some(clock.epoch(epoch - first_epoch + 1, time.perf_counter() - epoch_started))
+        log.say(clock.epoch(epoch - first_epoch + 1, time.perf_counter() - epoch_started))
         if val is not None and (state.best_val_acc is None or val.accuracy > state.best_val_acc):
             state.best_val_acc, state.best_epoch = val.accuracy, epoch
         save_checkpoint(log.run_dir.path / RunDir.CHECKPOINT, run, state, cfg, splits.classes)
@@ -192,7 +192,7 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
             continue
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * run.schedule(state.step)
-        with run.autocast():
+        with autocast(run.device, run.precision):
             logits = run.forward(x)
             loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
@@ -211,7 +211,7 @@ def _train_epoch(cfg: Config, run: Setup, splits: Splits, state: TrainState, log
             warmup, compiling = time.perf_counter() - t0, False
         if not clock.estimated:  # the first batches of a session: measure for the expected time
             synchronize(run.device)
-            log.say_some(clock.batch(ran, ran * loader.batch_size, time.perf_counter() - t0))
+            log.say(clock.batch(ran, ran * loader.batch_size, time.perf_counter() - t0))
         if (i + 1) % _SYNC_EVERY == 0 or i + 1 == len(loader):
             recent = torch.stack(losses[-_SYNC_EVERY:]).float()
             log.check_finite(recent, epoch, i + 1)
@@ -291,15 +291,10 @@ class _Log:
                  + (f"  resuming after epoch {resumed}" if resumed else ""))
         self.say(_HEADER)
 
-    def say(self, line: str) -> None:
-        """Print ``line`` (above the progress bar) unless the run is quiet."""
-        if self.verbose:
+    def say(self, line: str | None) -> None:
+        """Print ``line`` (above the progress bar) unless the run is quiet or there is no line."""
+        if self.verbose and line is not None:
             tqdm.write(line)
-
-    def say_some(self, line: str | None) -> None:
-        """:meth:`say` ``line`` if there is one."""
-        if line is not None:
-            self.say(line)
 
     def check_finite(self, recent: torch.Tensor, epoch: int, batch: int) -> None:
         """Raise :class:`TrainingDiverged` if any of the recent losses is NaN or infinite."""
