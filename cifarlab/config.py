@@ -278,17 +278,12 @@ def load(source: Config | dict[str, Any] | str | Path | None = None, **overrides
     dotted = {k.replace("__", "."): v for k, v in overrides.items()}
     if isinstance(source, Config):
         raw = source.to_dict()
-        for key, value in dotted.items():
-            set_dotted(raw, key, value)
-        return from_dict(raw)
-    if isinstance(source, dict):
-        base = preset_dict(source.get("preset", "seed"))
-        raw = deep_merge(base, source)
-        for key, value in dotted.items():
-            set_dotted(raw, key, value)
-        return from_dict(raw)
-    if source is None:
-        return compose("seed", overrides=dotted)
-    if isinstance(source, Path) or str(source).endswith((".yaml", ".yml")):
+    elif isinstance(source, dict):
+        raw = deep_merge(preset_dict(source.get("preset", "seed")), source)
+    elif isinstance(source, Path) or str(source).endswith((".yaml", ".yml")):
         return compose(config_file=source, overrides=dotted)
-    return compose(str(source), overrides=dotted)
+    else:  # a preset name; None: the seed
+        return compose(None if source is None else str(source), overrides=dotted)
+    for key, value in dotted.items():
+        set_dotted(raw, key, value)
+    return from_dict(raw)

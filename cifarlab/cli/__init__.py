@@ -1,9 +1,9 @@
 """The ``cifarlab`` command: one sub-command per module in this package, listed in ``_COMMANDS``.
 
 Each module defines ``add_parser(subparsers)``, which registers its sub-command
-and sets ``func`` to a callable taking the parsed arguments and returning an
-exit code. Modules import heavy dependencies inside ``func`` so that
-``cifarlab --help`` stays fast.
+under the module's name, and ``run(args)``, which runs it on the parsed arguments
+and returns an exit code. Modules import heavy dependencies inside ``run`` so
+that ``cifarlab --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -36,23 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cifarlab`` console script; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the ``cifarlab`` console script; returns the exit code.
+
+    A user's error, a disk fault or an interrupt is one line on stderr and an exit code.
+    """
+    args = build_parser().parse_args(argv)
     previous = warnings.formatwarning
     if not args.debug:  # a warning (a cache that cannot be written, ...) is one line too, without our source line
         warnings.formatwarning = lambda message, *_: f"cifarlab {args.command}: warning: {message}\n"
     try:
-        return _run(args)
-    finally:  # a program calling main() keeps its own warning format
-        warnings.formatwarning = previous
-
-
-def _run(args: argparse.Namespace) -> int:
-    """Run the sub-command; a user's error, a disk fault or an interrupt is one line on stderr and an exit code."""
-    try:
         with sigterm_raises():
-            return int(args.func(args) or 0)
+            return int(importlib.import_module(f"{__name__}.{args.command}").run(args) or 0)
     except CifarlabError as exc:
         if args.debug:
             raise
@@ -70,3 +64,5 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Interrupted): the shell's 128 + signal number
         print(f"cifarlab {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
         return exc.exit_status if isinstance(exc, Interrupted) else 130
+    finally:  # a program calling main() keeps its own warning format
+        warnings.formatwarning = previous

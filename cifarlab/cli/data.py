@@ -16,7 +16,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-size", type=int, default=5000, metavar="N",
                    help="validation images held out of train, class-stratified (default 5000)")
     p.add_argument("--json", action="store_true", help="print the description as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-test-images", type=int, metavar="N",
                    help="with --corruptions: a stratified subset of N test images (time scales with N)")
     p.add_argument("--corruption-seed", type=int, default=0, metavar="S", help="seed of the corruption noise")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

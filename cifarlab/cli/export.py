@@ -14,7 +14,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", help="output file (default: model.onnx / model.pt beside the weights)")
     p.add_argument("--allow-any-op", action="store_true",
                    help="accept ONNX ops outside the MATLAB importer allow-list (they are listed as a warning)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

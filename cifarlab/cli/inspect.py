@@ -17,7 +17,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for activation memory")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--diagram", metavar="FILE", help="also draw the layer chain to FILE (.png or .svg)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

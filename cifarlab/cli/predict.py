@@ -13,7 +13,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", metavar="IMAGE", nargs="+", help="image files (resized to 32x32 RGB)")
     p.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,7 +15,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "accuracy against each setting and the best learning curves.")
     p.add_argument("path", metavar="RUN_DIR|SWEEP_DIR|RUNS_DIR", help="what to report on")
     p.add_argument("--out", metavar="FILE", help="where to write the page (default PATH/report.html)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sort", default="val acc", metavar="KEY",
                    help="column to sort by, e.g. val_acc (default; best first), lr, wall_time")
     p.add_argument("--format", choices=["table", "csv", "markdown", "json"], default="table")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --slurm: one more sbatch option, e.g. --slurm-option=--time=4:00:00 or "
                         "--slurm-option=--gres=gpu:1 (each task's worker then uses the GPUs Slurm gives it)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process started by --workers
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,7 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars (epoch lines still print)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--list-presets", action="store_true", help="list the shipped presets and exit")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -68,13 +68,19 @@ def count_params(params: Iterable[nn.Parameter]) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int
-         ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
-    """One batch-1 forward of a zero image with hooks on every module, on the model's device.
+def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
+          ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
+    """Trace one image through ``model`` in eval mode; return rows, a failure (or None), output shape.
 
-    Leaves give the rows. Containers are hooked too, so that a failure in a
-    block's own code (a residual addition of mismatched shapes) is pinned on
-    the innermost module still running, not on the whole model.
+    The pass is real arithmetic on one zero image, on the model's device, without gradients, and gives torch's
+    own message for the failing layer. Not on the meta device: its kernels' first use imports torch's compiler
+    stack, 1.1 s on a 2-core CPU, which a batch-1 forward of a CIFAR network beats by a hundred times, and which
+    every training run paid at start-up. A module called several times (ResNet's shared ReLU) gets one row per
+    call; its parameters are counted on the first. The model is left in the training mode it had.
+
+    Every module is hooked. Leaves give the rows; containers are hooked too, so that a failure in a block's own
+    code (a residual addition of mismatched shapes) is pinned on the innermost module still running, not on the
+    whole model.
     """
     modules = {id(m): (n or type(m).__name__, m) for n, m in model.named_modules()}
     # Leaves: modules with no children, except empty containers (an empty ``nn.Sequential`` is an identity).
@@ -105,6 +111,8 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int
                                                          m.register_forward_hook(hook))]
     failure: TraceFailure | None = None
     out_shape = None
+    was_training = model.training
+    model.eval()
     try:
         first = next(iter(model.parameters()), None)
         device = first.device if first is not None else "cpu"
@@ -117,25 +125,7 @@ def _run(model: nn.Module, input_shape: tuple[int, ...], batch: int
             failure = TraceFailure(name, module, inp, first_line(exc))
             rows.append(LayerRow(name, type(module).__name__, inp, None, *params[id(module)], ok=False))
     finally:
+        model.train(was_training)
         for h in handles:
             h.remove()
-    return rows, failure, out_shape
-
-
-def trace(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1
-          ) -> tuple[list[LayerRow], TraceFailure | None, tuple[int, ...] | None]:
-    """Trace one image through ``model`` in eval mode; return rows, a failure (or None), output shape.
-
-    The pass is real arithmetic on one zero image, without gradients, and gives torch's own message for the
-    failing layer. Not on the meta device: its kernels' first use imports torch's compiler stack, 1.1 s on a
-    2-core CPU, which a batch-1 forward of a CIFAR network beats by a hundred times, and which every training
-    run paid at start-up. A module called several times (ResNet's shared ReLU) gets one row per call; its
-    parameters are counted on the first. The model is left in the training mode it had.
-    """
-    was_training = model.training
-    model.eval()
-    try:
-        rows, failure, out_shape = _run(model, input_shape, batch)
-    finally:
-        model.train(was_training)
     return rows, failure, out_shape

@@ -84,19 +84,14 @@ class SweepOptions:
         return args
 
 
-def _types() -> dict[str, type]:
-    """Each option's value type (``int | None`` -> ``int``)."""
-    hints = typing.get_type_hints(SweepOptions)
-    return {name: typing.get_args(hint)[0] if isinstance(hint, types.UnionType) else hint
-            for name, hint in hints.items()}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """One ``--flag`` per option."""
-    kinds = _types()
+    hints = typing.get_type_hints(SweepOptions)
     for f in dataclasses.fields(SweepOptions):
-        how = {"action": "store_true"} if kinds[f.name] is bool else \
-            {"type": kinds[f.name], "default": f.default, "metavar": f.metadata["metavar"]}
+        kind = hints[f.name]
+        kind = typing.get_args(kind)[0] if isinstance(kind, types.UnionType) else kind  # int | None -> int
+        how = {"action": "store_true"} if kind is bool else \
+            {"type": kind, "default": f.default, "metavar": f.metadata["metavar"]}
         parser.add_argument(flag(f), dest=f.name, help=f.metadata["help"], **how)
 
 

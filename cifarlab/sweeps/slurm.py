@@ -75,8 +75,11 @@ def worker_command(spec, sweep_dir: Path, slurm_options: list[str]) -> list[str]
     return command
 
 
-def script(spec, sweep_dir: Path, storage: str, tasks: int, slurm_options: list[str]) -> str:
-    """The sbatch script of a sweep run by ``tasks`` array tasks; ``slurm_options`` are further ``#SBATCH`` lines."""
+def write_script(spec, sweep_dir: Path, storage: str, tasks: int, slurm_options: list[str]) -> Path:
+    """Write ``SWEEP_DIR/slurm-sweep.sh``, the sbatch script of a sweep run by ``tasks`` array tasks
+    (``slurm_options``: further ``#SBATCH`` lines), owner-only as it holds the storage URL; return its path."""
+    if tasks < 1:
+        raise ConfigError(f"--slurm must be at least 1 array task, got {tasks}")
     sweep_dir = Path(sweep_dir).resolve()
     own = [f"--job-name=cifarlab-{spec.name}", f"--array=0-{tasks - 1}", "--ntasks=1", "--requeue",
            f"--signal=TERM@{SIGNAL_LEAD}", f"--output={sweep_dir}/slurm-%A_%a.out", "--open-mode=append"]
@@ -96,15 +99,8 @@ def script(spec, sweep_dir: Path, storage: str, tasks: int, slurm_options: list[
              # --export=ALL: the environment above reaches the worker even under --slurm-option=--export=NONE
              "exec srun --export=ALL " + shlex.join(worker_command(spec, sweep_dir, slurm_options)),
              ""]
-    return "\n".join(lines)
-
-
-def write_script(spec, sweep_dir: Path, storage: str, tasks: int, slurm_options: list[str]) -> Path:
-    """Write ``SWEEP_DIR/slurm-sweep.sh`` (owner-only: it holds the storage URL) and return its path."""
-    if tasks < 1:
-        raise ConfigError(f"--slurm must be at least 1 array task, got {tasks}")
-    path = Path(sweep_dir) / SCRIPT
-    write_text(path, script(spec, sweep_dir, storage, tasks, slurm_options), mode=0o700)
+    path = sweep_dir / SCRIPT
+    write_text(path, "\n".join(lines), mode=0o700)
     return path
 
 

@@ -294,7 +294,7 @@ def finished_by_slot(study: optuna.Study) -> dict[int, optuna.trial.FrozenTrial]
 
     done: dict[int, optuna.trial.FrozenTrial] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
-        if trial.user_attrs.get("slot") is not None and (trial.state != TrialState.FAIL or errored(trial)):
+        if trial.user_attrs.get("slot") is not None and _live(trial):
             done.setdefault(trial.user_attrs["slot"], trial)
     return done
 
