@@ -102,6 +102,16 @@ def test_a_data_dependent_forward_is_traced_and_the_weights_are_untouched():
     assert torch.equal(model[0].weight, weight)
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_the_trace_runs_in_eval_mode_and_leaves_the_mode_as_it_was(training):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 30 * 30, 10))
+    model.train(training)
+    assert inspect_model(model).ok
+    assert model.training is training and model[1].training is training
+    # a forward in training mode would have counted a batch and moved the running variance (1 -> 0.9 on zeros)
+    assert model[1].num_batches_tracked.item() == 0 and torch.equal(model[1].running_var, torch.ones(4))
+
+
 class _BadBlock(nn.Module):
     """A residual block whose conv changes the channels: its own addition fails."""
 
